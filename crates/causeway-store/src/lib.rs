@@ -1,0 +1,1 @@
+//! Causeway's durable state (incidents, decisions, outbox, SLI counters, changes).

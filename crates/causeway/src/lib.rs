@@ -1,0 +1,14 @@
+//! The `causeway` binary's library: configuration, receivers, pipeline, API, commands.
+//!
+//! The binary (`main.rs`) is glue over these modules; integration tests use them directly.
+//! Data flows one way: receivers -> pipeline -> engine -> store (outbox) -> notifiers;
+//! the API and UI read.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod receivers;
+pub mod server;

@@ -1,0 +1,5 @@
+//! Everything that enters Causeway from the outside, converted to engine types at this edge.
+
+pub mod otlp;
+pub mod otlp_grpc;
+pub mod otlp_http;

@@ -1,0 +1,155 @@
+//! `causeway serve`: binds the listeners, starts the pipeline and serves until shutdown.
+//!
+//! [`Server::bind`] takes addresses (port 0 allowed) and reports the bound ones, so tests and
+//! the demo run on free ports; [`Server::run`] serves until the shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use causeway_engine::WindowConfig;
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState};
+use crate::auth::Secret;
+use crate::config::Config;
+use crate::pipeline::{Core, Pipeline};
+use crate::receivers::otlp::ConvertOptions;
+use crate::receivers::{otlp_grpc, otlp_http};
+
+pub struct Server {
+    config: Config,
+    grpc: TcpListener,
+    otlp_http: TcpListener,
+    http: TcpListener,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddresses {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl std::fmt::Display for BoundAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "otlp_grpc={} otlp_http={} http={}",
+            self.otlp_grpc, self.otlp_http, self.http
+        )
+    }
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let listen = &config.listen;
+        let grpc = bind(listen.otlp_grpc, "listen.otlp_grpc").await?;
+        let otlp_http = bind(listen.otlp_http, "listen.otlp_http").await?;
+        let http = bind(listen.http, "listen.http").await?;
+        Ok(Server {
+            config,
+            grpc,
+            otlp_http,
+            http,
+        })
+    }
+
+    pub fn addresses(&self) -> anyhow::Result<BoundAddresses> {
+        Ok(BoundAddresses {
+            otlp_grpc: self.grpc.local_addr()?,
+            otlp_http: self.otlp_http.local_addr()?,
+            http: self.http.local_addr()?,
+        })
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let config = self.config;
+        let api_token = secret_from(config.auth.as_ref().and_then(|auth| auth.token_env.as_deref()))?;
+        let ingest_token = secret_from(config.auth.as_ref().and_then(|auth| auth.ingest_token_env.as_deref()))?;
+        let window = WindowConfig {
+            retention: config.window.retention.as_nanos_i64(),
+            max_memory: config.window.max_memory.as_usize(),
+        };
+        let convert = ConvertOptions {
+            team_keys: config.ownership.team_keys.clone(),
+        };
+        let (pipeline, pipeline_thread) =
+            Pipeline::start(Core::new(window, convert), config.ingest.queue_bytes.as_usize())
+                .context("cannot start the pipeline thread")?;
+        let max_request_bytes = config.ingest.max_request_bytes.as_usize();
+
+        let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+        let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        };
+
+        let grpc_service = otlp_grpc::service(
+            otlp_grpc::GrpcReceiver {
+                pipeline: pipeline.clone(),
+                token: ingest_token.clone(),
+            },
+            max_request_bytes,
+        );
+        let grpc_incoming = tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true));
+        let grpc_task = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(grpc_incoming, stopped(stop_receiver.clone())),
+        );
+
+        let otlp_router = otlp_http::router(otlp_http::HttpReceiver {
+            pipeline: pipeline.clone(),
+            max_request_bytes,
+            token: ingest_token,
+        });
+        let otlp_task = tokio::spawn(
+            axum::serve(self.otlp_http, otlp_router)
+                .with_graceful_shutdown(stopped(stop_receiver.clone()))
+                .into_future(),
+        );
+
+        let api_router = api::router(ApiState {
+            pipeline: pipeline.clone(),
+            token: api_token,
+        });
+        let api_task = tokio::spawn(
+            axum::serve(self.http, api_router)
+                .with_graceful_shutdown(stopped(stop_receiver.clone()))
+                .into_future(),
+        );
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_sender.send(true);
+        grpc_task
+            .await
+            .context("gRPC task panicked")?
+            .context("gRPC server failed")?;
+        otlp_task
+            .await
+            .context("OTLP/HTTP task panicked")?
+            .context("OTLP/HTTP server failed")?;
+        api_task
+            .await
+            .context("API task panicked")?
+            .context("API server failed")?;
+        drop(pipeline);
+        tokio::task::spawn_blocking(move || pipeline_thread.join())
+            .await
+            .context("pipeline join failed")?
+            .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
+        Ok(())
+    }
+}
+
+async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({key})"))
+}
+
+fn secret_from(env: Option<&str>) -> anyhow::Result<Option<Secret>> {
+    env.map(|name| Secret::from_env(name).with_context(|| format!("auth: {name} names the token")))
+        .transpose()
+}
