@@ -287,6 +287,8 @@ struct Blame {
     kind: CauseKind,
     operation: Symbol,
     via_callee: Symbol,
+    /// The trace holding the blamed span (a linked consumer may live in another trace).
+    trace: TraceId,
     span_index: u32,
     /// Services from the entry to the blamed component.
     path: Vec<Symbol>,
@@ -319,7 +321,7 @@ fn analyze_errors(
             continue;
         };
         let view = TraceView::new(spans, dictionary);
-        let blames = blame_errors(&view, entry.span_index as usize);
+        let blames = blame_errors(source, &view, entry.trace_id, entry.span_index as usize, 0);
         let weight = 1.0 / blames.len().max(1) as f64;
         for blame in blames {
             record(&mut tallies, &mut edges, entry.trace_id, &blame, weight);
@@ -331,7 +333,7 @@ fn analyze_errors(
             continue;
         };
         let view = TraceView::new(spans, dictionary);
-        let blames = blame_errors(&view, entry.span_index as usize);
+        let blames = blame_errors(source, &view, entry.trace_id, entry.span_index as usize, 0);
         let weight = 1.0 / blames.len().max(1) as f64;
         for blame in blames {
             *baseline_votes.entry((blame.component, blame.kind)).or_default() += weight;
@@ -386,7 +388,12 @@ fn record(
         tally.exemplars.push(trace_id);
     }
     if tally.blamed_spans.len() < MAX_BLAMED_SPANS {
-        tally.blamed_spans.push((trace_id, blame.span_index));
+        let trace = if blame.trace == TraceId::default() {
+            trace_id
+        } else {
+            blame.trace
+        };
+        tally.blamed_spans.push((trace, blame.span_index));
     }
     for pair in blame.path.windows(2) {
         *edges.entry((pair[0], pair[1])).or_default() += weight;
@@ -464,7 +471,18 @@ fn heaviest(weights: &BTreeMap<Symbol, f64>) -> Option<Symbol> {
 }
 
 /// The propagate-to-root walk from an erroring entry span. Returns one blame per landing span.
-fn blame_errors(view: &TraceView<'_>, entry: usize) -> Vec<Blame> {
+///
+/// Two refinements keep handled errors out: a failed call followed by a successful call to the
+/// same callee from the same parent was retried successfully (no blame), and an erroring
+/// PRODUCER/CLIENT span with no erroring child hands the blame to erroring spans linked to it
+/// (a consumer processing the message, possibly in another trace).
+fn blame_errors(
+    source: &dyn TraceSource,
+    view: &TraceView<'_>,
+    trace_id: TraceId,
+    entry: usize,
+    depth: usize,
+) -> Vec<Blame> {
     let mut blames = Vec::new();
     let mut stack: Vec<(usize, Vec<Symbol>)> = vec![(entry, vec![view.service(entry)])];
     let mut visited = 0usize;
@@ -473,9 +491,21 @@ fn blame_errors(view: &TraceView<'_>, entry: usize) -> Vec<Blame> {
         if visited > view.len() * 2 + 16 {
             break; // cycles in malformed parent links
         }
-        let erring: Vec<usize> = view.children(index).filter(|child| view.is_error(*child)).collect();
+        let erring: Vec<usize> = view
+            .children(index)
+            .filter(|child| view.is_error(*child) && !retried_successfully(view, index, *child))
+            .collect();
         if erring.is_empty() {
-            blames.push(land(view, index, path));
+            if depth < 2 && view.kind(index).is_outgoing() {
+                let linked = follow_links(source, view, trace_id, index, &path, depth);
+                if !linked.is_empty() {
+                    blames.extend(linked);
+                    continue;
+                }
+            }
+            let mut blame = land(view, index, path);
+            blame.trace = trace_id;
+            blames.push(blame);
             continue;
         }
         for child in erring {
@@ -490,6 +520,66 @@ fn blame_errors(view: &TraceView<'_>, entry: usize) -> Vec<Blame> {
     blames
 }
 
+/// Erroring spans elsewhere that link to this span (a consumer of the message it produced).
+fn follow_links(
+    source: &dyn TraceSource,
+    view: &TraceView<'_>,
+    trace_id: TraceId,
+    index: usize,
+    path: &[Symbol],
+    depth: usize,
+) -> Vec<Blame> {
+    let span_id = view.span(index).span_id;
+    let mut linked: Vec<(TraceId, usize)> = Vec::new();
+    source.visit_linked(&trace_id, span_id, &mut |linked_trace, spans, linked_index| {
+        if span_is_error(&spans[linked_index], SpanKind::Consumer) {
+            linked.push((linked_trace, linked_index));
+        }
+    });
+    let mut blames = Vec::new();
+    for (linked_trace, linked_index) in linked {
+        let Some(spans) = source.trace(&linked_trace) else {
+            continue;
+        };
+        let linked_view = TraceView::new(spans, view.dictionary);
+        for mut blame in blame_errors(source, &linked_view, linked_trace, linked_index, depth + 1) {
+            let mut full_path = path.to_vec();
+            for service in blame.path {
+                if full_path.last() != Some(&service) {
+                    full_path.push(service);
+                }
+            }
+            blame.path = full_path;
+            blames.push(blame);
+        }
+    }
+    blames
+}
+
+/// `child` failed but a later sibling call to the same callee succeeded: a successful retry.
+fn retried_successfully(view: &TraceView<'_>, parent: usize, child: usize) -> bool {
+    if !view.kind(child).is_outgoing() {
+        return false;
+    }
+    let target = callee_identity(view, child);
+    let failed_end = view.span(child).end;
+    view.children(parent).any(|sibling| {
+        sibling != child
+            && view.kind(sibling).is_outgoing()
+            && view.span(sibling).start >= failed_end
+            && !view.is_error(sibling)
+            && callee_identity(view, sibling) == target
+    })
+}
+
+fn callee_identity(view: &TraceView<'_>, index: usize) -> Symbol {
+    match view.server_child(index) {
+        Some(child) => view.service(child),
+        None if view.span(index).callee.is_some() => view.span(index).callee,
+        None => view.span(index).name,
+    }
+}
+
 /// Where blame lands (the table of SPEC §4.2).
 fn land(view: &TraceView<'_>, index: usize, mut path: Vec<Symbol>) -> Blame {
     let span = view.span(index);
@@ -499,6 +589,7 @@ fn land(view: &TraceView<'_>, index: usize, mut path: Vec<Symbol>) -> Blame {
         kind: CauseKind::Error,
         operation: span.name,
         via_callee: Symbol::NONE,
+        trace: TraceId::default(),
         span_index: index as u32,
         path: Vec::new(),
     };
@@ -521,13 +612,14 @@ fn land(view: &TraceView<'_>, index: usize, mut path: Vec<Symbol>) -> Blame {
                 if capacity {
                     blame.component = span.callee;
                     blame.kind = CauseKind::Capacity;
-                } else if span.has_response_status() {
-                    blame.component = span.callee;
-                } else if looks_like_no_response(view, span) {
+                } else if !span.has_response_status() && looks_like_no_response(view, span) {
+                    // Timeouts, refused connections, DNS: the callee never answered.
                     blame.component = span.callee;
                     blame.kind = CauseKind::NoResponse;
                 } else {
-                    blame.via_callee = span.callee;
+                    // The callee answered with an error (a response status, or a described
+                    // failure such as a database error code).
+                    blame.component = span.callee;
                 }
             }
             None => {}
@@ -550,7 +642,7 @@ fn looks_like_no_response(view: &TraceView<'_>, span: &Span) -> bool {
         .map(|symbol| dictionary.str(symbol).to_ascii_lowercase())
         .collect::<Vec<_>>();
     if describe.is_empty() {
-        return true;
+        return false;
     }
     const NETWORK: [&str; 14] = [
         "timeout",
@@ -695,6 +787,7 @@ fn analyze_latency(source: &dyn TraceSource, slow: &[&EntryRef], baseline: &[&En
             kind: CauseKind::Latency,
             operation,
             via_callee: Symbol::NONE,
+            trace: *trace_id,
             span_index,
             path: service_path(&view, span_index as usize, winner),
         };

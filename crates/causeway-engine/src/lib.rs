@@ -6,12 +6,18 @@
 //! `serve` and `replay` agree and what keeps tests fast data.
 
 pub mod analysis;
+pub mod decide;
+pub mod engine;
+pub mod incident;
 pub mod intern;
+pub mod journey;
 pub mod model;
+pub mod ownership;
 pub mod topology;
 pub mod trace;
 pub mod window;
 
+pub use engine::{CommandError, Engine, EngineConfig, RoutingConfig};
 pub use intern::{Interner, Symbol};
 pub use model::*;
 pub use trace::{TraceView, span_is_error};

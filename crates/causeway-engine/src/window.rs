@@ -18,7 +18,7 @@ use std::mem::size_of;
 use hashbrown::HashMap;
 
 use crate::intern::Symbol;
-use crate::model::{Dictionary, IncomingSpan, NANOS_PER_MIN, Nanos, Span, SpanKind, TraceId};
+use crate::model::{Dictionary, IncomingSpan, NANOS_PER_MIN, Nanos, Span, SpanId, SpanKind, TraceId};
 
 /// How the engine reads traces, whatever holds them.
 pub trait TraceSource {
@@ -39,6 +39,10 @@ pub trait TraceSource {
         to: Nanos,
         visit: &mut dyn FnMut(TraceId, &[Span], usize) -> bool,
     );
+
+    /// Visits spans (in other traces, or this one) that carry a link to `(trace_id, span_id)`:
+    /// a consumer linked to its producer.
+    fn visit_linked(&self, trace_id: &TraceId, span_id: SpanId, visit: &mut dyn FnMut(TraceId, &[Span], usize));
 
     /// Like [`TraceSource::visit_entries`] for every operation of `service`.
     fn visit_service_entries(
@@ -95,6 +99,10 @@ pub struct TraceWindow {
     span_bytes: usize,
     /// Bytes of the entry queues, kept exact on every change.
     entry_bytes: usize,
+    /// Span links, reversed: (linked trace, linked span) -> traces holding spans that link to it.
+    linked_from: HashMap<(TraceId, SpanId), Vec<TraceId>>,
+    /// Bytes of the `linked_from` value vectors.
+    link_bytes: usize,
     n_spans: usize,
     n_traces: usize,
     counters: WindowCounters,
@@ -146,6 +154,8 @@ impl TraceWindow {
             entries: HashMap::new(),
             span_bytes: 0,
             entry_bytes: 0,
+            linked_from: HashMap::new(),
+            link_bytes: 0,
             n_spans: 0,
             n_traces: 0,
             counters: WindowCounters::default(),
@@ -178,6 +188,8 @@ impl TraceWindow {
     pub fn memory_bytes(&self) -> usize {
         self.span_bytes
             + self.entry_bytes
+            + self.link_bytes
+            + self.linked_from.allocation_size()
             + self.by_id.allocation_size()
             + self.slots.capacity() * size_of::<Slot>()
             + self.free_slots.capacity() * size_of::<u32>()
@@ -235,6 +247,16 @@ impl TraceWindow {
             None
         };
         let service = self.dictionary.service_of(&span);
+        if let Some(links) = &span.links {
+            for link in links.iter() {
+                let holders = self.linked_from.entry((link.trace_id, link.span_id)).or_default();
+                if !holders.contains(&trace_id) {
+                    let before = holders.capacity();
+                    holders.push(trace_id);
+                    self.link_bytes += (holders.capacity() - before) * size_of::<TraceId>();
+                }
+            }
+        }
 
         let slot = &mut self.slots[slot_index as usize];
         let capacity_before = slot.spans.capacity();
@@ -361,6 +383,21 @@ impl TraceWindow {
             !queue.is_empty()
         });
         self.entry_bytes -= freed * size_of::<EntryRef>();
+        if !self.linked_from.is_empty() {
+            let by_id = &self.by_id;
+            let mut freed_links = 0usize;
+            self.linked_from.retain(|_, holders| {
+                let before = holders.capacity();
+                holders.retain(|holder| by_id.contains_key(holder));
+                let keep = !holders.is_empty();
+                if !keep {
+                    holders.shrink_to_fit();
+                }
+                freed_links += before - holders.capacity();
+                keep
+            });
+            self.link_bytes -= freed_links * size_of::<TraceId>();
+        }
     }
 }
 
@@ -413,6 +450,25 @@ impl TraceSource for TraceWindow {
     ) {
         if let Some(queue) = self.entries.get(&(service, operation)) {
             self.visit_queue(queue, from, to, visit);
+        }
+    }
+
+    fn visit_linked(&self, trace_id: &TraceId, span_id: SpanId, visit: &mut dyn FnMut(TraceId, &[Span], usize)) {
+        let Some(holders) = self.linked_from.get(&(*trace_id, span_id)) else {
+            return;
+        };
+        for holder in holders {
+            let Some(spans) = self.trace(holder) else { continue };
+            for (index, span) in spans.iter().enumerate() {
+                let links_here = span.links.as_ref().is_some_and(|links| {
+                    links
+                        .iter()
+                        .any(|link| link.trace_id == *trace_id && link.span_id == span_id)
+                });
+                if links_here {
+                    visit(*holder, spans, index);
+                }
+            }
         }
     }
 

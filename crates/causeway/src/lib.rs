@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod ownership;
 pub mod pipeline;
 pub mod receivers;
 pub mod server;
