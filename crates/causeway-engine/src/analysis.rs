@@ -122,6 +122,16 @@ pub struct Analysis {
     /// Sum of adjusted votes: how many bad traces the candidates explain beyond the baseline.
     pub explained: f64,
     pub notes: Vec<String>,
+    /// What naive routers would blame on the same bad traces (for comparison, never for routing).
+    pub naive: NaivePicks,
+}
+
+/// The components two naive routers would blame, by majority over the bad traces:
+/// the deepest erroring span, and the span with the longest exclusive time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NaivePicks {
+    pub deepest_error: Option<String>,
+    pub slowest_span: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -148,10 +158,7 @@ pub fn analyze(source: &dyn TraceSource, query: &EvidenceQuery) -> Analysis {
             Some(symbol) => Some(symbol),
             None => {
                 return Analysis {
-                    notes: vec![format!(
-                        "no spans of {} {} in the window",
-                        query.entry_service, operation
-                    )],
+                    notes: vec![format!("no spans of {} {} in the window", query.entry_service, operation)],
                     ..Analysis::default()
                 };
             }
@@ -159,21 +166,13 @@ pub fn analyze(source: &dyn TraceSource, query: &EvidenceQuery) -> Analysis {
         None => None,
     };
 
-    let baseline = collect_entries(
-        source,
-        service,
-        operation,
-        query.baseline_from,
-        query.baseline_to,
-        query.max_traces,
-    );
+    let baseline =
+        collect_entries(source, service, operation, query.baseline_from, query.baseline_to, query.max_traces);
     let threshold = match query.kind {
         SymptomKind::Error => None,
-        SymptomKind::Latency => Some(
-            query
-                .latency_threshold
-                .unwrap_or_else(|| baseline.p95_duration().unwrap_or(Nanos::MAX)),
-        ),
+        SymptomKind::Latency => {
+            Some(query.latency_threshold.unwrap_or_else(|| baseline.p95_duration().unwrap_or(Nanos::MAX)))
+        }
     };
     let is_bad = |span: &Span| match threshold {
         None => span_is_error(span, SpanKind::Server),
@@ -181,30 +180,21 @@ pub fn analyze(source: &dyn TraceSource, query: &EvidenceQuery) -> Analysis {
     };
     let evidence = collect_entries(source, service, operation, query.from, query.to, usize::MAX);
     let n_total = evidence.entries.len();
-    let bad: Vec<&EntryRef> = evidence
-        .entries
-        .iter()
-        .filter(|entry| entry.is_bad(source, &is_bad))
-        .collect();
+    let bad: Vec<&EntryRef> = evidence.entries.iter().filter(|entry| entry.is_bad(source, &is_bad)).collect();
     let n_bad = bad.len();
     let sampled: Vec<&EntryRef> = bad.iter().take(query.max_traces).copied().collect();
     let baseline_sample: Vec<&EntryRef> = baseline.entries.iter().take(query.max_traces).collect();
-    let n_baseline_bad = baseline_sample
-        .iter()
-        .filter(|entry| entry.is_bad(source, &is_bad))
-        .count();
+    let n_baseline_bad = baseline_sample.iter().filter(|entry| entry.is_bad(source, &is_bad)).count();
 
     let mut analysis = match query.kind {
         SymptomKind::Error => {
-            let baseline_bad: Vec<&EntryRef> = baseline_sample
-                .iter()
-                .filter(|entry| entry.is_bad(source, &is_bad))
-                .copied()
-                .collect();
+            let baseline_bad: Vec<&EntryRef> =
+                baseline_sample.iter().filter(|entry| entry.is_bad(source, &is_bad)).copied().collect();
             analyze_errors(source, &sampled, &baseline_bad, baseline_sample.len(), n_total, n_bad)
         }
         SymptomKind::Latency => analyze_latency(source, &sampled, &baseline_sample),
     };
+    analysis.naive = naive_picks(source, &sampled);
     analysis.n_total = n_total;
     analysis.n_bad = n_bad;
     analysis.n_bad_sampled = sampled.len();
@@ -212,9 +202,7 @@ pub fn analyze(source: &dyn TraceSource, query: &EvidenceQuery) -> Analysis {
     analysis.n_baseline_bad = n_baseline_bad;
     analysis.latency_threshold_ms = threshold.filter(|t| *t != Nanos::MAX).map(|t| t as f64 / 1e6);
     if threshold == Some(Nanos::MAX) {
-        analysis
-            .notes
-            .push("no latency threshold and no baseline to derive one from".to_string());
+        analysis.notes.push("no latency threshold and no baseline to derive one from".to_string());
     }
     analysis
 }
@@ -228,10 +216,7 @@ struct EntryRef {
 
 impl EntryRef {
     fn is_bad(&self, source: &dyn TraceSource, is_bad: &dyn Fn(&Span) -> bool) -> bool {
-        source
-            .trace(&self.trace_id)
-            .and_then(|spans| spans.get(self.span_index as usize))
-            .is_some_and(is_bad)
+        source.trace(&self.trace_id).and_then(|spans| spans.get(self.span_index as usize)).is_some_and(is_bad)
     }
 }
 
@@ -265,11 +250,7 @@ fn collect_entries(
     let mut visit = |trace_id: TraceId, spans: &[Span], index: usize| {
         let span = &spans[index];
         if seen.insert(trace_id) {
-            entries.push(EntryRef {
-                trace_id,
-                span_index: index as u32,
-                duration: span.duration(),
-            });
+            entries.push(EntryRef { trace_id, span_index: index as u32, duration: span.duration() });
         }
         entries.len() < limit
     };
@@ -340,33 +321,21 @@ fn analyze_errors(
         }
     }
     // Per-request blame rates: now (scaled from the sample to all bad traces) and in the baseline.
-    let scale_now = if bad.is_empty() || n_total == 0 {
-        0.0
-    } else {
-        n_bad as f64 / n_total as f64 / bad.len() as f64
-    };
+    let scale_now = if bad.is_empty() || n_total == 0 { 0.0 } else { n_bad as f64 / n_total as f64 / bad.len() as f64 };
     let rate = |votes: f64| votes * scale_now;
     let baseline_rate = |key: &CandidateKey| {
         if n_baseline == 0 {
             0.0
         } else {
             // Failures of a component are counted whatever kind they took in the baseline.
-            baseline_votes
-                .iter()
-                .filter(|(other, _)| other.0 == key.0)
-                .map(|(_, votes)| *votes)
-                .sum::<f64>()
+            baseline_votes.iter().filter(|(other, _)| other.0 == key.0).map(|(_, votes)| *votes).sum::<f64>()
                 / n_baseline as f64
         }
     };
     finish(dictionary, tallies, edges, bad.len(), |key, tally| {
         let now = rate(tally.votes);
         let before = baseline_rate(key);
-        let adjusted = if now <= 0.0 {
-            0.0
-        } else {
-            tally.votes * ((now - before) / now).clamp(0.0, 1.0)
-        };
+        let adjusted = if now <= 0.0 { 0.0 } else { tally.votes * ((now - before) / now).clamp(0.0, 1.0) };
         (adjusted, now, before)
     })
 }
@@ -388,11 +357,7 @@ fn record(
         tally.exemplars.push(trace_id);
     }
     if tally.blamed_spans.len() < MAX_BLAMED_SPANS {
-        let trace = if blame.trace == TraceId::default() {
-            trace_id
-        } else {
-            blame.trace
-        };
+        let trace = if blame.trace == TraceId::default() { trace_id } else { blame.trace };
         tally.blamed_spans.push((trace, blame.span_index));
     }
     for pair in blame.path.windows(2) {
@@ -412,9 +377,8 @@ fn finish(
         .iter()
         .map(|(key, tally)| {
             let (adjusted_votes, rate, baseline_rate) = adjust(key, tally);
-            let operation = heaviest(&tally.operations)
-                .map(|symbol| dictionary.str(symbol).to_string())
-                .unwrap_or_default();
+            let operation =
+                heaviest(&tally.operations).map(|symbol| dictionary.str(symbol).to_string()).unwrap_or_default();
             let via_callee = heaviest(&tally.via).map(|symbol| dictionary.str(symbol).to_string());
             Candidate {
                 component: dictionary.str(key.0).to_string(),
@@ -433,11 +397,7 @@ fn finish(
         .collect();
     let explained: f64 = candidates.iter().map(|candidate| candidate.adjusted_votes).sum();
     for candidate in &mut candidates {
-        candidate.share = if explained > 0.0 {
-            candidate.adjusted_votes / explained
-        } else {
-            0.0
-        };
+        candidate.share = if explained > 0.0 { candidate.adjusted_votes / explained } else { 0.0 };
     }
     candidates.sort_by(|a, b| {
         b.adjusted_votes
@@ -455,19 +415,11 @@ fn finish(
             share: votes / total_votes,
         })
         .collect();
-    Analysis {
-        candidates,
-        causal_edges,
-        explained,
-        ..Analysis::default()
-    }
+    Analysis { candidates, causal_edges, explained, ..Analysis::default() }
 }
 
 fn heaviest(weights: &BTreeMap<Symbol, f64>) -> Option<Symbol> {
-    weights
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(symbol, _)| *symbol)
+    weights.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map(|(symbol, _)| *symbol)
 }
 
 /// The propagate-to-root walk from an erroring entry span. Returns one blame per landing span.
@@ -660,9 +612,7 @@ fn looks_like_no_response(view: &TraceView<'_>, span: &Span) -> bool {
         "connect",
         "socket",
     ];
-    describe
-        .iter()
-        .any(|text| NETWORK.iter().any(|word| text.contains(word)))
+    describe.iter().any(|text| NETWORK.iter().any(|word| text.contains(word)))
 }
 
 /// A critical-path key: a component's own time, or the gap on a call between two components.
@@ -699,10 +649,8 @@ fn analyze_latency(source: &dyn TraceSource, slow: &[&EntryRef], baseline: &[&En
         *value /= n_baseline.max(1) as f64;
     }
 
-    let profiles: Vec<(TraceId, PathProfile)> = slow
-        .iter()
-        .filter_map(|entry| profile(entry).map(|(path, _)| (entry.trace_id, path)))
-        .collect();
+    let profiles: Vec<(TraceId, PathProfile)> =
+        slow.iter().filter_map(|entry| profile(entry).map(|(path, _)| (entry.trace_id, path))).collect();
     let mut slow_mean: BTreeMap<PathKey, f64> = BTreeMap::new();
     for (_, path) in &profiles {
         for (key, time) in &path.times {
@@ -765,12 +713,7 @@ fn analyze_latency(source: &dyn TraceSource, slow: &[&EntryRef], baseline: &[&En
             .filter(|(_, score)| **score > 0.0)
             .max_by(|a, b| {
                 a.1.total_cmp(b.1)
-                    .then(
-                        edge_counts
-                            .get(a.0)
-                            .unwrap_or(&0)
-                            .cmp(edge_counts.get(b.0).unwrap_or(&0)),
-                    )
+                    .then(edge_counts.get(a.0).unwrap_or(&0).cmp(edge_counts.get(b.0).unwrap_or(&0)))
                     .then(b.0.cmp(a.0))
             })
             .map(|(node, _)| *node);
@@ -778,10 +721,7 @@ fn analyze_latency(source: &dyn TraceSource, slow: &[&EntryRef], baseline: &[&En
         let Some(spans) = source.trace(trace_id) else { continue };
         let view = TraceView::new(spans, dictionary);
         let span_index = path.first_span.get(&winner).copied().unwrap_or(0);
-        let operation = path
-            .operations
-            .get(&winner)
-            .map_or(Symbol::NONE, |(operation, _)| *operation);
+        let operation = path.operations.get(&winner).map_or(Symbol::NONE, |(operation, _)| *operation);
         let blame = Blame {
             component: winner,
             kind: CauseKind::Latency,
@@ -803,6 +743,74 @@ fn analyze_latency(source: &dyn TraceSource, slow: &[&EntryRef], baseline: &[&En
     });
     analysis.notes = notes;
     analysis
+}
+
+/// Majority votes of the naive routers over the bad traces.
+fn naive_picks(source: &dyn TraceSource, bad: &[&EntryRef]) -> NaivePicks {
+    let dictionary = source.dictionary();
+    let mut deepest: BTreeMap<Symbol, usize> = BTreeMap::new();
+    let mut slowest: BTreeMap<Symbol, usize> = BTreeMap::new();
+    for entry in bad {
+        let Some(spans) = source.trace(&entry.trace_id) else { continue };
+        let view = TraceView::new(spans, dictionary);
+        let depth = |mut index: usize| {
+            let mut depth = 0;
+            while let Some(parent) = view.parent(index) {
+                depth += 1;
+                index = parent;
+                if depth > view.len() {
+                    break;
+                }
+            }
+            depth
+        };
+        let deepest_error =
+            (0..view.len()).filter(|index| view.is_error(*index)).max_by_key(|index| (depth(*index), *index));
+        if let Some(index) = deepest_error {
+            *deepest.entry(naive_component(&view, index)).or_default() += 1;
+        }
+        let exclusive = |index: usize| {
+            let span = view.span(index);
+            let mut covered: Vec<(Nanos, Nanos)> = view
+                .children(index)
+                .map(|child| {
+                    let child = view.span(child);
+                    (child.start.clamp(span.start, span.end), child.end.clamp(span.start, span.end))
+                })
+                .collect();
+            covered.sort_unstable();
+            let mut busy = 0;
+            let mut cursor = span.start;
+            for (start, end) in covered {
+                let start = start.max(cursor);
+                if end > start {
+                    busy += end - start;
+                    cursor = end;
+                }
+            }
+            span.duration() - busy
+        };
+        if let Some(index) = (0..view.len()).max_by_key(|index| (exclusive(*index), *index)) {
+            *slowest.entry(naive_component(&view, index)).or_default() += 1;
+        }
+    }
+    let top = |votes: BTreeMap<Symbol, usize>| {
+        votes
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(symbol, _)| dictionary.str(symbol).to_string())
+    };
+    NaivePicks { deepest_error: top(deepest), slowest_span: top(slowest) }
+}
+
+/// A naive router's component for a span: a client span without a server child names its callee.
+fn naive_component(view: &TraceView<'_>, index: usize) -> Symbol {
+    let span = view.span(index);
+    if view.kind(index).is_outgoing() && view.server_child(index).is_none() && span.callee.is_some() {
+        span.callee
+    } else {
+        view.service(index)
+    }
 }
 
 /// Services on the way from the trace's entry down to `index`, ending with `component`.
@@ -831,11 +839,7 @@ fn service_path(view: &TraceView<'_>, index: usize, component: Symbol) -> Vec<Sy
 /// The critical path from `root` (Jaeger/CRISP): from the end, repeatedly take the last
 /// child finishing before the cursor; children are clipped to their parent.
 fn critical_path(view: &TraceView<'_>, root: usize) -> PathProfile {
-    let mut profile = PathProfile {
-        times: HashMap::new(),
-        first_span: HashMap::new(),
-        operations: HashMap::new(),
-    };
+    let mut profile = PathProfile { times: HashMap::new(), first_span: HashMap::new(), operations: HashMap::new() };
     let span = view.span(root);
     let mut stack = vec![(root, span.start, span.end, 0usize)];
     while let Some((index, start, end, depth)) = stack.pop() {

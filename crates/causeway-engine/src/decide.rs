@@ -26,11 +26,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds {
-            min_traces: 10,
-            dominant_share: 0.6,
-            two_cause_share: 0.3,
-        }
+        Thresholds { min_traces: 10, dominant_share: 0.6, two_cause_share: 0.3 }
     }
 }
 
@@ -94,6 +90,17 @@ pub struct Decision {
     pub n_bad: usize,
     pub n_baseline: usize,
     pub causal_edges: Vec<CausalEdge>,
+    /// Whom naive routers would have paged for the same symptom (comparison only).
+    pub naive: NaiveTeams,
+}
+
+/// The teams three naive routers would page: the symptom's owner (static routing), the owner of
+/// the deepest erroring span, the owner of the slowest span.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NaiveTeams {
+    pub static_team: String,
+    pub deepest_error: Option<String>,
+    pub slowest_span: Option<String>,
 }
 
 /// Inputs of a decision besides the analysis.
@@ -148,6 +155,19 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
         n_bad: analysis.n_bad,
         n_baseline: analysis.n_baseline,
         causal_edges: analysis.causal_edges.clone(),
+        naive: NaiveTeams {
+            static_team: context.symptom_owner.team.clone(),
+            deepest_error: analysis
+                .naive
+                .deepest_error
+                .as_ref()
+                .map(|component| owner_of(context, component, CauseKind::Error, &analysis.causal_edges).team),
+            slowest_span: analysis
+                .naive
+                .slowest_span
+                .as_ref()
+                .map(|component| owner_of(context, component, CauseKind::Latency, &analysis.causal_edges).team),
+        },
     };
     let journey_owner = &context.symptom_owner;
     decision.reasons.push(format!(
@@ -220,18 +240,12 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
     }
 
     decision.outcome = Outcome::DiffuseBlame;
-    let significant: Vec<&RankedCandidate> = decision
-        .candidates
-        .iter()
-        .filter(|candidate| candidate.score >= 0.1)
-        .collect();
+    let significant: Vec<&RankedCandidate> =
+        decision.candidates.iter().filter(|candidate| candidate.score >= 0.1).collect();
     let common = closest_common_caller(&analysis.causal_edges, &significant, context.entry.as_deref());
-    let owner = common.as_ref().map(|component| {
-        (
-            component.clone(),
-            owner_of(context, component, CauseKind::Error, &analysis.causal_edges),
-        )
-    });
+    let owner = common
+        .as_ref()
+        .map(|component| (component.clone(), owner_of(context, component, CauseKind::Error, &analysis.causal_edges)));
     match owner {
         Some((component, owner)) => {
             decision.reasons.push(format!(
@@ -252,10 +266,9 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
             finish_pages(&mut decision, journey_owner);
         }
         None => {
-            decision.reasons.push(format!(
-                "diffuse blame and no common caller: paging the symptom owner {}",
-                journey_owner.team
-            ));
+            decision
+                .reasons
+                .push(format!("diffuse blame and no common caller: paging the symptom owner {}", journey_owner.team));
             decision.page = vec![journey_owner.team.clone()];
         }
     }
@@ -297,13 +310,8 @@ fn finish_pages(decision: &mut Decision, journey_owner: &Owner) {
 /// The owner of a component; unowned components climb the causal chain to the closest owned
 /// caller, then fall to `default_team`.
 pub fn owner_of(context: &DecisionContext<'_>, component: &str, kind: CauseKind, edges: &[CausalEdge]) -> Owner {
-    let lookup = |name: &str| {
-        context.ownership.owner(
-            name,
-            kind.as_str(),
-            context.resource_teams.get(name).map(String::as_str),
-        )
-    };
+    let lookup =
+        |name: &str| context.ownership.owner(name, kind.as_str(), context.resource_teams.get(name).map(String::as_str));
     if let Some(owner) = lookup(component) {
         return owner;
     }
@@ -314,10 +322,7 @@ pub fn owner_of(context: &DecisionContext<'_>, component: &str, kind: CauseKind,
             break;
         }
         if let Some(owner) = lookup(&caller) {
-            return Owner {
-                team: owner.team,
-                source: OwnerSource::ClimbedFrom(component.to_string()),
-            };
+            return Owner { team: owner.team, source: OwnerSource::ClimbedFrom(component.to_string()) };
         }
         seen.push(caller.clone());
         current = caller;
@@ -363,9 +368,5 @@ fn closest_common_caller(edges: &[CausalEdge], candidates: &[&RankedCandidate], 
                 && candidates.iter().filter(|c| &c.component == *node).count() < candidates.len()
         })
         .cloned()
-        .or_else(|| {
-            entry
-                .and_then(|entry| entry.split_whitespace().next())
-                .map(str::to_string)
-        })
+        .or_else(|| entry.and_then(|entry| entry.split_whitespace().next()).map(str::to_string))
 }

@@ -14,11 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::analysis::{self, Analysis, EvidenceQuery, SymptomKind};
+use crate::change::{Change, VersionTracker};
 use crate::decide::{self, Decision, DecisionContext, Outcome, Thresholds};
 use crate::incident::{Action, Effect, Incident, IncidentState, Symptom, SymptomRecord, SymptomSource, SymptomTarget};
 use crate::journey::Journey;
 use crate::model::{Dictionary, IncomingSpan, NANOS_PER_MIN, NANOS_PER_SEC, Nanos};
 use crate::ownership::{Owner, OwnerSource, Ownership};
+use crate::slo::{SloEvent, SloTracker};
 use crate::topology::Topology;
 use crate::trace::TraceView;
 use crate::window::{TraceSource, TraceWindow, WindowConfig};
@@ -55,12 +57,29 @@ impl Default for RoutingConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub window: WindowConfig,
     pub routing: RoutingConfig,
     pub journeys: Vec<Journey>,
+    /// Raise symptoms from the journeys' own SLOs (off when an external alerting stack is the
+    /// only source of symptoms, e.g. replaying a bundle with alerts.jsonl).
+    pub slo_symptoms: bool,
 }
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            window: WindowConfig::default(),
+            routing: RoutingConfig::default(),
+            journeys: Vec::new(),
+            slo_symptoms: true,
+        }
+    }
+}
+
+/// SLO tiers are evaluated this often (event time).
+const SLO_EVALUATION_PERIOD: Nanos = 10 * NANOS_PER_SEC;
 
 struct Pending {
     symptom: Symptom,
@@ -79,19 +98,24 @@ pub struct Engine {
     next_sequence: u64,
     id_prefix: String,
     now: Nanos,
+    changes: Vec<Change>,
+    versions: VersionTracker,
+    slo: SloTracker,
+    last_slo_evaluation: Nanos,
 }
+
+/// Changes kept in memory (oldest dropped first).
+const MAX_CHANGES: usize = 10_000;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("window", &self.window)
-            .field("incidents", &self.incidents.len())
-            .finish()
+        f.debug_struct("Engine").field("window", &self.window).field("incidents", &self.incidents.len()).finish()
     }
 }
 
 impl Engine {
     pub fn new(config: EngineConfig, ownership: Ownership) -> Engine {
+        let slo = SloTracker::new(&config.journeys);
         Engine {
             window: TraceWindow::new(config.window),
             config,
@@ -104,7 +128,35 @@ impl Engine {
             next_sequence: 1,
             id_prefix: "inc-".to_string(),
             now: Nanos::MIN,
+            changes: Vec::new(),
+            versions: VersionTracker::default(),
+            slo,
+            last_slo_evaluation: Nanos::MIN,
         }
+    }
+
+    /// The journeys' SLI counters and burn-rate state.
+    pub fn slo(&self) -> &SloTracker {
+        &self.slo
+    }
+
+    /// For restoring persisted SLI counters.
+    pub fn slo_mut(&mut self) -> &mut SloTracker {
+        &mut self.slo
+    }
+
+    /// A change posted to the API (or replayed from changes.jsonl).
+    pub fn record_change(&mut self, change: Change) {
+        self.now = self.now.max(change.at);
+        self.changes.push(change);
+        if self.changes.len() > MAX_CHANGES {
+            self.changes.remove(0);
+        }
+    }
+
+    /// Changes posted or detected, oldest first.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
     }
 
     /// Incident ids are `<prefix><sequence>`; a restarted server continues its sequence.
@@ -165,8 +217,7 @@ impl Engine {
         if incident.state.is_active() {
             for record in &incident.symptoms {
                 if record.resolved_at.is_none() {
-                    self.active_symptoms
-                        .insert(record.symptom.id.clone(), incident.id.clone());
+                    self.active_symptoms.insert(record.symptom.id.clone(), incident.id.clone());
                 }
             }
         }
@@ -176,6 +227,12 @@ impl Engine {
     /// Spans arrived at `now`.
     pub fn ingest(&mut self, now: Nanos, spans: Vec<IncomingSpan>) {
         self.now = self.now.max(now);
+        let span_refs: Vec<&crate::model::Span> = spans.iter().map(|incoming| &incoming.span).collect();
+        let detected = self.versions.detect(self.window.dictionary(), &span_refs);
+        for change in detected {
+            self.record_change(change);
+        }
+        self.slo.count(self.window.dictionary(), &spans);
         self.window.insert(now, spans);
     }
 
@@ -183,15 +240,22 @@ impl Engine {
     pub fn tick(&mut self, now: Nanos) {
         self.now = self.now.max(now);
         self.window.advance(self.now);
+        if self.config.slo_symptoms && self.now - self.last_slo_evaluation >= SLO_EVALUATION_PERIOD {
+            self.last_slo_evaluation = self.now - self.now.rem_euclid(SLO_EVALUATION_PERIOD);
+            for event in self.slo.evaluate(self.now) {
+                match event {
+                    SloEvent::Fire(symptom) => self.fire(symptom),
+                    SloEvent::Clear(id) => self.clear(&id, self.now),
+                }
+            }
+        }
         self.process_pending();
         let grace = self.config.routing.resolve_grace;
         let now = self.now;
         let mut resolved = Vec::new();
         for incident in &mut self.incidents {
             if incident.state == IncidentState::Resolving
-                && incident
-                    .resolving_since
-                    .is_some_and(|since| since.saturating_add(grace) <= now)
+                && incident.resolving_since.is_some_and(|since| since.saturating_add(grace) <= now)
             {
                 resolved.push(incident.id.clone());
             }
@@ -256,13 +320,7 @@ impl Engine {
         incident.log(at, "acknowledged", format!("acknowledged by {by}"));
         let teams = incident.paged_teams.clone();
         for team in teams {
-            self.emit(
-                incident_id,
-                &team,
-                Action::Acknowledge,
-                at,
-                format!("acknowledged by {by}"),
-            );
+            self.emit(incident_id, &team, Action::Acknowledge, at, format!("acknowledged by {by}"));
         }
         self.changed.insert(incident_id.to_string());
         Ok(())
@@ -312,28 +370,12 @@ impl Engine {
             to: team.to_string(),
             reason: reason.to_string(),
         });
-        incident.log(
-            at,
-            "rerouted",
-            format!("rerouted by {by} from {} to {team}: {reason}", previous.join(", ")),
-        );
+        incident.log(at, "rerouted", format!("rerouted by {by} from {} to {team}: {reason}", previous.join(", ")));
         for old in previous.iter().filter(|old| old.as_str() != team) {
-            self.emit(
-                incident_id,
-                old,
-                Action::Resolve,
-                at,
-                format!("rerouted to {team}: {reason}"),
-            );
+            self.emit(incident_id, old, Action::Resolve, at, format!("rerouted to {team}: {reason}"));
         }
         let action = if paging { Action::Page } else { Action::Notify };
-        self.emit(
-            incident_id,
-            team,
-            action,
-            at,
-            format!("rerouted to you by {by}: {reason}"),
-        );
+        self.emit(incident_id, team, action, at, format!("rerouted to you by {by}: {reason}"));
         for (component, signature) in causes {
             self.ownership.correct(&component, &signature, team);
         }
@@ -356,13 +398,7 @@ impl Engine {
     }
 
     fn emit(&mut self, incident_id: &str, team: &str, action: Action, at: Nanos, note: String) {
-        let effect = Effect {
-            incident_id: incident_id.to_string(),
-            team: team.to_string(),
-            action,
-            at,
-            note,
-        };
+        let effect = Effect { incident_id: incident_id.to_string(), team: team.to_string(), action, at, note };
         if let Some(incident) = self.incidents.iter_mut().find(|incident| incident.id == incident_id) {
             incident.effects.push(effect.clone());
         }
@@ -377,11 +413,7 @@ impl Engine {
         incident.resolved_at = Some(at);
         incident.resolving_since = None;
         incident.log(at, "resolved", why.to_string());
-        let symptom_ids: Vec<String> = incident
-            .symptoms
-            .iter()
-            .map(|record| record.symptom.id.clone())
-            .collect();
+        let symptom_ids: Vec<String> = incident.symptoms.iter().map(|record| record.symptom.id.clone()).collect();
         let mut teams = incident.paged_teams.clone();
         for team in &incident.notified_teams {
             if !teams.contains(team) {
@@ -401,11 +433,7 @@ impl Engine {
 
     fn forget_old_incidents(&mut self) {
         let keep = self.config.routing.keep_resolved;
-        let n_resolved = self
-            .incidents
-            .iter()
-            .filter(|incident| incident.state == IncidentState::Resolved)
-            .count();
+        let n_resolved = self.incidents.iter().filter(|incident| incident.state == IncidentState::Resolved).count();
         if n_resolved <= keep {
             return;
         }
@@ -462,10 +490,7 @@ impl Engine {
             SymptomTarget::Journey { journey } => match self.config.journeys.iter().find(|j| &j.name == journey) {
                 Some(journey) => {
                     let owner = match &journey.owner {
-                        Some(team) => Owner {
-                            team: team.clone(),
-                            source: OwnerSource::JourneyOwner,
-                        },
+                        Some(team) => Owner { team: team.clone(), source: OwnerSource::JourneyOwner },
                         None => self
                             .ownership
                             .owner(&journey.entry_service, "error", None)
@@ -524,20 +549,13 @@ impl Engine {
     /// SPEC §4.6: `team` label, then the owner of the `service` label, then `default_team`.
     fn label_owner(&self, symptom: &Symptom) -> Owner {
         if let Some(team) = &symptom.team_label {
-            return Owner {
-                team: team.clone(),
-                source: OwnerSource::AlertLabel,
-            };
+            return Owner { team: team.clone(), source: OwnerSource::AlertLabel };
         }
         if let Some(service) = symptom.service() {
             if let Some(owner) =
-                self.ownership
-                    .owner(service, "error", self.resource_teams().get(service).map(String::as_str))
+                self.ownership.owner(service, "error", self.resource_teams().get(service).map(String::as_str))
             {
-                return Owner {
-                    team: owner.team,
-                    source: OwnerSource::AlertLabel,
-                };
+                return Owner { team: owner.team, source: OwnerSource::AlertLabel };
             }
         }
         self.ownership.default_owner()
@@ -550,10 +568,7 @@ impl Engine {
             .iter()
             .filter(|(_, resource)| resource.team.is_some())
             .map(|(_, resource)| {
-                (
-                    dictionary.str(resource.service).to_string(),
-                    dictionary.str(resource.team).to_string(),
-                )
+                (dictionary.str(resource.service).to_string(), dictionary.str(resource.team).to_string())
             })
             .collect()
     }
@@ -570,13 +585,7 @@ impl Engine {
             thresholds: self.config.routing.thresholds,
         };
         let Some(query) = &plan.query else {
-            return (
-                None,
-                label_decision(
-                    &context(symptom.kind),
-                    "the alert names no journey or service with traces",
-                ),
-            );
+            return (None, label_decision(&context(symptom.kind), "the alert names no journey or service with traces"));
         };
         let run = |kind: SymptomKind| {
             let mut query = query.clone();
@@ -602,10 +611,7 @@ impl Engine {
             }
         };
         if analysis.n_total == 0 {
-            let reason = format!(
-                "no traces of {} in the window",
-                plan.entry.as_deref().unwrap_or("the target")
-            );
+            let reason = format!("no traces of {} in the window", plan.entry.as_deref().unwrap_or("the target"));
             return (Some(analysis), label_decision(&context(Some(kind)), &reason));
         }
         let decision = decide::decide(&analysis, &context(Some(kind)));
@@ -615,11 +621,7 @@ impl Engine {
     fn apply(&mut self, symptom: Symptom, decision: Decision, analysed_kind: Option<SymptomKind>, plan: &Plan) {
         let at = self.now.max(symptom.fired_at);
         let cause_components: Vec<String> = decision.causes.iter().map(|cause| cause.component.clone()).collect();
-        let record = SymptomRecord {
-            symptom: symptom.clone(),
-            resolved_at: None,
-            analysed_kind,
-        };
+        let record = SymptomRecord { symptom: symptom.clone(), resolved_at: None, analysed_kind };
         if let Some(incident_id) = self.find_incident_to_join(&symptom, &decision, &cause_components) {
             self.join(&incident_id, record, decision, &plan.owner, at);
             return;
@@ -644,11 +646,7 @@ impl Engine {
             reroutes: Vec::new(),
             timeline: Vec::new(),
         };
-        incident.log(
-            symptom.fired_at,
-            "symptom",
-            format!("symptom fired: {}", symptom.summary),
-        );
+        incident.log(symptom.fired_at, "symptom", format!("symptom fired: {}", symptom.summary));
         incident.log(at, "decision", decision.reasons.join("; "));
         self.active_symptoms.insert(symptom.id.clone(), id.clone());
         self.incidents.push(incident);
@@ -660,10 +658,7 @@ impl Engine {
             } else {
                 (
                     Action::Notify,
-                    format!(
-                        "(not paging: severity below paging_severities) {what}: {}",
-                        summary_line(&decision)
-                    ),
+                    format!("(not paging: severity below paging_severities) {what}: {}", summary_line(&decision)),
                 )
             };
             self.record_team(&id, team, action == Action::Page);
@@ -674,23 +669,13 @@ impl Engine {
             let paged = decision.page.join(" and ");
             let verb = if decision.page.len() > 1 { "are" } else { "is" };
             let how = if paging { "paged" } else { "notified" };
-            self.emit(
-                &id,
-                team,
-                Action::Notify,
-                at,
-                format!("{paged} {verb} {how} for the {what} you see"),
-            );
+            self.emit(&id, team, Action::Notify, at, format!("{paged} {verb} {how} for the {what} you see"));
         }
     }
 
     fn record_team(&mut self, incident_id: &str, team: &str, paged: bool) {
         if let Some(incident) = self.incidents.iter_mut().find(|incident| incident.id == incident_id) {
-            let list = if paged {
-                &mut incident.paged_teams
-            } else {
-                &mut incident.notified_teams
-            };
+            let list = if paged { &mut incident.paged_teams } else { &mut incident.notified_teams };
             if !list.iter().any(|existing| existing == team) {
                 list.push(team.to_string());
             }
@@ -704,22 +689,13 @@ impl Engine {
                 .incidents
                 .iter()
                 .filter(|incident| incident.state.is_active())
-                .find(|incident| {
-                    incident
-                        .cause_components
-                        .iter()
-                        .any(|component| causes.contains(component))
-                })
+                .find(|incident| incident.cause_components.iter().any(|component| causes.contains(component)))
             {
                 return Some(incident.id.clone());
             }
         }
-        let same_target = |incident: &Incident| {
-            incident
-                .symptoms
-                .iter()
-                .any(|record| record.symptom.target == symptom.target)
-        };
+        let same_target =
+            |incident: &Incident| incident.symptoms.iter().any(|record| record.symptom.target == symptom.target);
         if decision.outcome == Outcome::Labels {
             // SPEC §4.6: an alert no trace explains still folds into an open incident when its
             // service is that incident's cause or lies on its causal chain.
@@ -734,10 +710,7 @@ impl Engine {
                 .next();
         }
         if causes.is_empty() {
-            return active
-                .filter(|incident| same_target(incident))
-                .map(|incident| incident.id.clone())
-                .next();
+            return active.filter(|incident| same_target(incident)).map(|incident| incident.id.clone()).next();
         }
         None
     }
@@ -747,12 +720,11 @@ impl Engine {
         if incident.cause_components.iter().any(|cause| cause == service) {
             return true;
         }
-        if incident.decisions.iter().any(|decision| {
-            decision
-                .causal_edges
-                .iter()
-                .any(|edge| edge.from == service || edge.to == service)
-        }) {
+        if incident
+            .decisions
+            .iter()
+            .any(|decision| decision.causal_edges.iter().any(|edge| edge.from == service || edge.to == service))
+        {
             return true;
         }
         for cause in &incident.cause_components {
@@ -768,11 +740,7 @@ impl Engine {
         let dictionary = self.window.dictionary();
         let (Some(service_symbol), causes) = (
             dictionary.strings.get(service),
-            incident
-                .cause_components
-                .iter()
-                .filter_map(|cause| dictionary.strings.get(cause))
-                .collect::<Vec<_>>(),
+            incident.cause_components.iter().filter_map(|cause| dictionary.strings.get(cause)).collect::<Vec<_>>(),
         ) else {
             return false;
         };
@@ -783,9 +751,7 @@ impl Engine {
         for (_, spans) in self.window.traces() {
             topology.observe(&TraceView::new(spans, self.window.dictionary()));
         }
-        causes
-            .iter()
-            .any(|cause| topology.edges.contains_key(&(*cause, service_symbol)))
+        causes.iter().any(|cause| topology.edges.contains_key(&(*cause, service_symbol)))
     }
 
     fn join(&mut self, incident_id: &str, record: SymptomRecord, decision: Decision, owner: &Owner, at: Nanos) {
@@ -803,17 +769,10 @@ impl Engine {
         );
         let mut reopened = false;
         if incident.state == IncidentState::Resolving {
-            incident.state = if incident.acknowledged_at.is_some() {
-                IncidentState::Acknowledged
-            } else {
-                IncidentState::Open
-            };
+            incident.state =
+                if incident.acknowledged_at.is_some() { IncidentState::Acknowledged } else { IncidentState::Open };
             incident.resolving_since = None;
-            incident.log(
-                at,
-                "reopened",
-                "a symptom returned within the grace period: reopened, not re-paged".into(),
-            );
+            incident.log(at, "reopened", "a symptom returned within the grace period: reopened, not re-paged".into());
             reopened = true;
         }
         let start_paging = symptom.may_page && !incident.paging;
@@ -847,10 +806,7 @@ impl Engine {
                 self.emit(incident_id, team, Action::Update, at, note);
             }
         }
-        let paged_now = self
-            .incident(incident_id)
-            .map(|incident| incident.paged_teams.clone())
-            .unwrap_or_default();
+        let paged_now = self.incident(incident_id).map(|incident| incident.paged_teams.clone()).unwrap_or_default();
         if !paged_now.contains(&owner.team) && !notified.contains(&owner.team) {
             self.record_team(incident_id, &owner.team, false);
             self.emit(
@@ -902,16 +858,13 @@ fn label_decision(context: &DecisionContext<'_>, why: &str) -> Decision {
         notify: Vec::new(),
         confidence: 0.0,
         candidates: Vec::new(),
-        reasons: vec![format!(
-            "{why}: routed by labels to {} ({})",
-            owner.team,
-            owner.source.describe()
-        )],
+        reasons: vec![format!("{why}: routed by labels to {} ({})", owner.team, owner.source.describe())],
         thresholds: context.thresholds,
         n_total: 0,
         n_bad: 0,
         n_baseline: 0,
         causal_edges: Vec::new(),
+        naive: crate::decide::NaiveTeams { static_team: owner.team.clone(), deepest_error: None, slowest_span: None },
     }
 }
 
@@ -934,12 +887,7 @@ fn summary_line(decision: &Decision) -> String {
         causes => causes
             .iter()
             .map(|cause| {
-                format!(
-                    "{} ({}, {:.0}% of bad traces)",
-                    cause.component,
-                    cause.kind.as_str(),
-                    cause.share * 100.0
-                )
+                format!("{} ({}, {:.0}% of bad traces)", cause.component, cause.kind.as_str(), cause.share * 100.0)
             })
             .collect::<Vec<_>>()
             .join(" and "),

@@ -48,19 +48,9 @@ pub enum SymptomTarget {
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum SymptomSource {
     /// The journey's own burn-rate alert.
-    Slo {
-        tier: String,
-        long_window: Nanos,
-        short_window: Nanos,
-        burn_long: f64,
-        burn_short: f64,
-        threshold: f64,
-    },
+    Slo { tier: String, long_window: Nanos, short_window: Nanos, burn_long: f64, burn_short: f64, threshold: f64 },
     /// An external alert (Alertmanager, Prometheus).
-    Alert {
-        alertname: String,
-        labels: BTreeMap<String, String>,
-    },
+    Alert { alertname: String, labels: BTreeMap<String, String> },
     /// Injected directly (tests, scripted replays).
     Manual,
 }
@@ -186,11 +176,7 @@ impl Incident {
     }
 
     pub fn journeys(&self) -> Vec<&str> {
-        let mut journeys: Vec<&str> = self
-            .symptoms
-            .iter()
-            .filter_map(|record| record.symptom.journey())
-            .collect();
+        let mut journeys: Vec<&str> = self.symptoms.iter().filter_map(|record| record.symptom.journey()).collect();
         journeys.dedup();
         journeys
     }
@@ -200,10 +186,6 @@ impl Incident {
     }
 
     pub(crate) fn log(&mut self, at: Nanos, kind: &str, text: String) {
-        self.timeline.push(TimelineEvent {
-            at,
-            kind: kind.to_string(),
-            text,
-        });
+        self.timeline.push(TimelineEvent { at, kind: kind.to_string(), text });
     }
 }

@@ -36,10 +36,7 @@ pub struct Interner {
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner")
-            .field("symbols", &self.spans.len())
-            .field("bytes", &self.arena.len())
-            .finish()
+        f.debug_struct("Interner").field("symbols", &self.spans.len()).field("bytes", &self.arena.len()).finish()
     }
 }
 
@@ -60,12 +57,7 @@ impl Default for Interner {
 impl Interner {
     pub fn intern(&mut self, text: &str) -> Symbol {
         let hash = self.hash_str(text);
-        let Interner {
-            arena,
-            spans,
-            table,
-            hasher,
-        } = self;
+        let Interner { arena, spans, table, hasher } = self;
         if let Some(index) = table.find(hash, |&index| {
             let (start, len) = spans[index as usize];
             &arena[start as usize..(start + len) as usize] == text
@@ -86,9 +78,7 @@ impl Interner {
     /// Looks a string up without adding it.
     pub fn get(&self, text: &str) -> Option<Symbol> {
         let hash = self.hash_str(text);
-        self.table
-            .find(hash, |&index| self.resolve(Symbol(index)) == text)
-            .map(|index| Symbol(*index))
+        self.table.find(hash, |&index| self.resolve(Symbol(index)) == text).map(|index| Symbol(*index))
     }
 
     pub fn resolve(&self, symbol: Symbol) -> &str {

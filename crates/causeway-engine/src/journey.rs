@@ -94,10 +94,8 @@ mod tests {
         assert_eq!(burns, vec![14.4, 6.0, 3.0, 1.0]);
         // 14.4x over 1h spends 2% of a 30-day budget; 6x over 6h spends 5%; 3x over 1d and
         // 1x over 3d spend 10% each.
-        let spent: Vec<f64> = tiers
-            .iter()
-            .map(|tier| (tier.budget_consumed(30 * DAY) * 1000.0).round() / 1000.0)
-            .collect();
+        let spent: Vec<f64> =
+            tiers.iter().map(|tier| (tier.budget_consumed(30 * DAY) * 1000.0).round() / 1000.0).collect();
         assert_eq!(spent, vec![0.02, 0.05, 0.1, 0.1]);
     }
 
@@ -108,10 +106,8 @@ mod tests {
         // 14.4 * 28/30 = 13.44, 6 * 28/30 = 5.6, 3 * 28/30 = 2.8, 1 * 28/30 = 0.933
         assert_eq!(burns, vec![13.44, 5.6, 2.8, 0.933]);
         // Same budget share per tier as in 30 days.
-        let spent: Vec<f64> = tiers
-            .iter()
-            .map(|tier| (tier.budget_consumed(28 * DAY) * 1000.0).round() / 1000.0)
-            .collect();
+        let spent: Vec<f64> =
+            tiers.iter().map(|tier| (tier.budget_consumed(28 * DAY) * 1000.0).round() / 1000.0).collect();
         assert_eq!(spent, vec![0.02, 0.05, 0.1, 0.1]);
     }
 }

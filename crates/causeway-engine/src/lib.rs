@@ -6,6 +6,7 @@
 //! `serve` and `replay` agree and what keeps tests fast data.
 
 pub mod analysis;
+pub mod change;
 pub mod decide;
 pub mod engine;
 pub mod incident;
@@ -13,6 +14,7 @@ pub mod intern;
 pub mod journey;
 pub mod model;
 pub mod ownership;
+pub mod slo;
 pub mod topology;
 pub mod trace;
 pub mod window;

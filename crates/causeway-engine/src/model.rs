@@ -315,10 +315,7 @@ impl Resources {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ResourceId, &Resource)> {
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(index, resource)| (ResourceId(index as u32), resource))
+        self.entries.iter().enumerate().map(|(index, resource)| (ResourceId(index as u32), resource))
     }
 
     /// Bytes allocated by the table (capacity-based, not counts).
@@ -376,10 +373,6 @@ mod tests {
     #[test]
     fn a_span_stays_small() {
         // The window's memory budget (SPEC §9: < 200 bytes per retained span) starts here.
-        assert!(
-            std::mem::size_of::<Span>() <= 104,
-            "Span grew to {} bytes",
-            std::mem::size_of::<Span>()
-        );
+        assert!(std::mem::size_of::<Span>() <= 104, "Span grew to {} bytes", std::mem::size_of::<Span>());
     }
 }

@@ -144,8 +144,7 @@ impl Ownership {
     /// Remembers a reroute: later failures of `component` with `signature` go to `team`.
     pub fn correct(&mut self, component: &str, signature: &str, team: &str) {
         self.teams.insert(team.to_string());
-        self.corrections
-            .insert((component.to_string(), signature.to_string()), team.to_string());
+        self.corrections.insert((component.to_string(), signature.to_string()), team.to_string());
     }
 
     pub fn corrections(&self) -> impl Iterator<Item = (&str, &str, &str)> {
@@ -158,33 +157,18 @@ impl Ownership {
     /// what span resource attributes said (the last source). `None` when nothing names one.
     pub fn owner(&self, component: &str, signature: &str, resource_team: Option<&str>) -> Option<Owner> {
         if let Some(team) = self.corrections.get(&(component.to_string(), signature.to_string())) {
-            return Some(Owner {
-                team: team.clone(),
-                source: OwnerSource::Correction,
-            });
+            return Some(Owner { team: team.clone(), source: OwnerSource::Correction });
         }
-        if let Some(Component {
-            team: Some(team),
-            source: Some(source),
-            ..
-        }) = self.components.get(component)
-        {
-            return Some(Owner {
-                team: team.clone(),
-                source: source.clone(),
-            });
+        if let Some(Component { team: Some(team), source: Some(source), .. }) = self.components.get(component) {
+            return Some(Owner { team: team.clone(), source: source.clone() });
         }
-        resource_team.filter(|team| !team.is_empty()).map(|team| Owner {
-            team: team.to_string(),
-            source: OwnerSource::ResourceAttribute,
-        })
+        resource_team
+            .filter(|team| !team.is_empty())
+            .map(|team| Owner { team: team.to_string(), source: OwnerSource::ResourceAttribute })
     }
 
     pub fn default_owner(&self) -> Owner {
-        Owner {
-            team: self.default_team.clone(),
-            source: OwnerSource::DefaultTeam,
-        }
+        Owner { team: self.default_team.clone(), source: OwnerSource::DefaultTeam }
     }
 }
 
@@ -199,19 +183,10 @@ mod tests {
         ownership.assign("payments-api", "checkout", OwnerSource::OwnersFile);
         ownership.assign("postgresql/payments", "dba", OwnerSource::OwnersFile);
         let owner = ownership.owner("payments-api", "error", None).expect("owned");
-        assert_eq!(
-            owner,
-            Owner {
-                team: "payments".into(),
-                source: OwnerSource::Catalog
-            }
-        );
+        assert_eq!(owner, Owner { team: "payments".into(), source: OwnerSource::Catalog });
         assert_eq!(ownership.conflicts.len(), 1);
         assert_eq!(ownership.conflicts[0].other_team, "checkout");
-        assert_eq!(
-            ownership.owner("postgresql/payments", "error", None).map(|o| o.team),
-            Some("dba".into())
-        );
+        assert_eq!(ownership.owner("postgresql/payments", "error", None).map(|o| o.team), Some("dba".into()));
     }
 
     #[test]
@@ -220,20 +195,11 @@ mod tests {
         ownership.assign("cart", "shop", OwnerSource::OwnersFile);
         assert_eq!(
             ownership.owner("search", "error", Some("discovery")),
-            Some(Owner {
-                team: "discovery".into(),
-                source: OwnerSource::ResourceAttribute
-            })
+            Some(Owner { team: "discovery".into(), source: OwnerSource::ResourceAttribute })
         );
         assert_eq!(ownership.owner("unknown", "error", None), None);
         ownership.correct("cart", "error", "platform");
-        assert_eq!(
-            ownership.owner("cart", "error", None).map(|o| o.source),
-            Some(OwnerSource::Correction)
-        );
-        assert_eq!(
-            ownership.owner("cart", "latency", None).map(|o| o.team),
-            Some("shop".into())
-        );
+        assert_eq!(ownership.owner("cart", "error", None).map(|o| o.source), Some(OwnerSource::Correction));
+        assert_eq!(ownership.owner("cart", "latency", None).map(|o| o.team), Some("shop".into()));
     }
 }

@@ -80,10 +80,7 @@ impl Topology {
 
     /// Direct callers of `node`.
     pub fn callers(&self, node: Symbol) -> impl Iterator<Item = Symbol> + '_ {
-        self.edges
-            .keys()
-            .filter(move |(_, callee)| *callee == node)
-            .map(|(caller, _)| *caller)
+        self.edges.keys().filter(move |(_, callee)| *callee == node).map(|(caller, _)| *caller)
     }
 
     fn add_edge(&mut self, caller: Symbol, callee: Symbol, is_error: bool) {

@@ -60,14 +60,7 @@ impl<'a> TraceView<'a> {
                 *slot += 1;
             }
         }
-        let mut view = TraceView {
-            spans,
-            dictionary,
-            kinds: Vec::new(),
-            parents,
-            child_offsets,
-            children,
-        };
+        let mut view = TraceView { spans, dictionary, kinds: Vec::new(), parents, child_offsets, children };
         view.kinds = (0..n).map(|index| view.infer_kind(index)).collect();
         view
     }

@@ -64,10 +64,7 @@ pub struct WindowConfig {
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        WindowConfig {
-            retention: 30 * NANOS_PER_MIN,
-            max_memory: 1 << 30,
-        }
+        WindowConfig { retention: 30 * NANOS_PER_MIN, max_memory: 1 << 30 }
     }
 }
 
@@ -229,9 +226,7 @@ impl TraceWindow {
 
     /// Iterates all held traces (unordered). Used by the services graph and the API.
     pub fn traces(&self) -> impl Iterator<Item = (TraceId, &[Span])> {
-        self.by_id
-            .iter()
-            .map(|(trace_id, slot)| (*trace_id, self.slots[*slot as usize].spans.as_slice()))
+        self.by_id.iter().map(|(trace_id, slot)| (*trace_id, self.slots[*slot as usize].spans.as_slice()))
     }
 
     fn insert_one(&mut self, arrived: Nanos, incoming: IncomingSpan) {
@@ -241,11 +236,7 @@ impl TraceWindow {
             None => self.open_slot(trace_id, arrived),
         };
         let is_entry = self.is_entry_candidate(slot_index, &span);
-        let entry_keys = if is_entry {
-            Some((span.name, span.route, span.end))
-        } else {
-            None
-        };
+        let entry_keys = if is_entry { Some((span.name, span.route, span.end)) } else { None };
         let service = self.dictionary.service_of(&span);
         if let Some(links) = &span.links {
             for link in links.iter() {
@@ -270,12 +261,7 @@ impl TraceWindow {
         self.counters.spans_inserted += 1;
 
         if let Some((name, route, end)) = entry_keys {
-            let entry = EntryRef {
-                end,
-                slot: slot_index,
-                generation,
-                span_index,
-            };
+            let entry = EntryRef { end, slot: slot_index, generation, span_index };
             self.push_entry((service, name), entry);
             if route.is_some() && route != name {
                 self.push_entry((service, route), entry);
@@ -318,22 +304,13 @@ impl TraceWindow {
                 index
             }
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    trace_id,
-                    arrived,
-                    spans: Vec::new(),
-                });
+                self.slots.push(Slot { generation: 0, trace_id, arrived, spans: Vec::new() });
                 (self.slots.len() - 1) as u32
             }
         };
         let generation = self.slots[slot_index as usize].generation;
         self.by_id.insert(trace_id, slot_index);
-        self.order.push_back(SlotRef {
-            slot: slot_index,
-            generation,
-            arrived,
-        });
+        self.order.push_back(SlotRef { slot: slot_index, generation, arrived });
         self.n_traces += 1;
         slot_index
     }
@@ -435,9 +412,7 @@ impl TraceSource for TraceWindow {
     }
 
     fn trace(&self, trace_id: &TraceId) -> Option<&[Span]> {
-        self.by_id
-            .get(trace_id)
-            .map(|slot| self.slots[*slot as usize].spans.as_slice())
+        self.by_id.get(trace_id).map(|slot| self.slots[*slot as usize].spans.as_slice())
     }
 
     fn visit_entries(
@@ -461,9 +436,7 @@ impl TraceSource for TraceWindow {
             let Some(spans) = self.trace(holder) else { continue };
             for (index, span) in spans.iter().enumerate() {
                 let links_here = span.links.as_ref().is_some_and(|links| {
-                    links
-                        .iter()
-                        .any(|link| link.trace_id == *trace_id && link.span_id == span_id)
+                    links.iter().any(|link| link.trace_id == *trace_id && link.span_id == span_id)
                 });
                 if links_here {
                     visit(*holder, spans, index);
@@ -479,11 +452,8 @@ impl TraceSource for TraceWindow {
         to: Nanos,
         visit: &mut dyn FnMut(TraceId, &[Span], usize) -> bool,
     ) {
-        let mut keys: Vec<&(Symbol, Symbol)> = self
-            .entries
-            .keys()
-            .filter(|(entry_service, _)| *entry_service == service)
-            .collect();
+        let mut keys: Vec<&(Symbol, Symbol)> =
+            self.entries.keys().filter(|(entry_service, _)| *entry_service == service).collect();
         keys.sort();
         for key in keys {
             if !self.visit_queue(&self.entries[key], from, to, visit) {
@@ -509,10 +479,7 @@ mod tests {
     ) -> Span {
         let dictionary = window.dictionary_mut();
         let service = dictionary.strings.intern(service);
-        let resource = dictionary.resources.intern(Resource {
-            service,
-            ..Resource::default()
-        });
+        let resource = dictionary.resources.intern(Resource { service, ..Resource::default() });
         Span {
             span_id: SpanId(id),
             parent_span_id: SpanId(parent),
@@ -558,56 +525,21 @@ mod tests {
     fn late_and_out_of_order_spans_join_their_trace() {
         let mut window = TraceWindow::new(WindowConfig::default());
         let child = span(&mut window, "payments", "charge", 2, 1, SpanKind::Server, 900);
-        window.insert(
-            1_000,
-            [IncomingSpan {
-                trace_id: trace_id(1),
-                span: child,
-            }],
-        );
+        window.insert(1_000, [IncomingSpan { trace_id: trace_id(1), span: child }]);
         let root = span(&mut window, "frontend", "POST /checkout", 1, 0, SpanKind::Server, 1_000);
-        window.insert(
-            5_000,
-            [IncomingSpan {
-                trace_id: trace_id(1),
-                span: root,
-            }],
-        );
+        window.insert(5_000, [IncomingSpan { trace_id: trace_id(1), span: root }]);
         assert_eq!(window.n_traces(), 1);
         assert_eq!(window.trace(&trace_id(1)).map(<[Span]>::len), Some(2));
-        assert_eq!(
-            entries_of(&window, "frontend", "POST /checkout", 0, 2_000),
-            vec![trace_id(1)]
-        );
-        assert_eq!(
-            entries_of(&window, "frontend", "POST /checkout", 1_001, 2_000),
-            Vec::<TraceId>::new()
-        );
+        assert_eq!(entries_of(&window, "frontend", "POST /checkout", 0, 2_000), vec![trace_id(1)]);
+        assert_eq!(entries_of(&window, "frontend", "POST /checkout", 1_001, 2_000), Vec::<TraceId>::new());
     }
 
     #[test]
     fn retention_evicts_oldest_traces_first() {
-        let mut window = TraceWindow::new(WindowConfig {
-            retention: 10 * NANOS_PER_MIN,
-            max_memory: usize::MAX,
-        });
+        let mut window = TraceWindow::new(WindowConfig { retention: 10 * NANOS_PER_MIN, max_memory: usize::MAX });
         for n in 0..5u8 {
-            let s = span(
-                &mut window,
-                "frontend",
-                "GET /",
-                1,
-                0,
-                SpanKind::Server,
-                i64::from(n) * NANOS_PER_MIN,
-            );
-            window.insert(
-                i64::from(n) * NANOS_PER_MIN,
-                [IncomingSpan {
-                    trace_id: trace_id(n),
-                    span: s,
-                }],
-            );
+            let s = span(&mut window, "frontend", "GET /", 1, 0, SpanKind::Server, i64::from(n) * NANOS_PER_MIN);
+            window.insert(i64::from(n) * NANOS_PER_MIN, [IncomingSpan { trace_id: trace_id(n), span: s }]);
         }
         window.advance(12 * NANOS_PER_MIN);
         assert!(window.trace(&trace_id(0)).is_none());
@@ -621,10 +553,7 @@ mod tests {
     #[test]
     fn memory_bound_holds_and_keeps_the_newest() {
         let max_memory = 256 * 1024;
-        let mut window = TraceWindow::new(WindowConfig {
-            retention: i64::MAX / 4,
-            max_memory,
-        });
+        let mut window = TraceWindow::new(WindowConfig { retention: i64::MAX / 4, max_memory });
         for n in 0..20_000u32 {
             let mut bytes = [0u8; 16];
             bytes[..4].copy_from_slice(&n.to_be_bytes());
@@ -634,28 +563,15 @@ mod tests {
             window.insert(
                 i64::from(n),
                 [
-                    IncomingSpan {
-                        trace_id: TraceId(bytes),
-                        span: root,
-                    },
-                    IncomingSpan {
-                        trace_id: TraceId(bytes),
-                        span: child,
-                    },
+                    IncomingSpan { trace_id: TraceId(bytes), span: root },
+                    IncomingSpan { trace_id: TraceId(bytes), span: child },
                 ],
             );
-            assert!(
-                window.memory_bytes() <= max_memory,
-                "memory {} over bound at trace {n}",
-                window.memory_bytes()
-            );
+            assert!(window.memory_bytes() <= max_memory, "memory {} over bound at trace {n}", window.memory_bytes());
         }
         let counters = window.counters();
         assert!(counters.traces_evicted_for_memory > 0);
-        assert_eq!(
-            counters.spans_inserted - counters.spans_evicted,
-            window.n_spans() as u64
-        );
+        assert_eq!(counters.spans_inserted - counters.spans_evicted, window.n_spans() as u64);
         let mut newest = [0u8; 16];
         newest[..4].copy_from_slice(&19_999u32.to_be_bytes());
         newest[15] = 1;
@@ -664,34 +580,13 @@ mod tests {
 
     #[test]
     fn evicted_slots_are_reused_without_confusing_the_index() {
-        let mut window = TraceWindow::new(WindowConfig {
-            retention: 10,
-            max_memory: usize::MAX,
-        });
+        let mut window = TraceWindow::new(WindowConfig { retention: 10, max_memory: usize::MAX });
         let old = span(&mut window, "frontend", "GET /", 1, 0, SpanKind::Server, 5);
-        window.insert(
-            0,
-            [IncomingSpan {
-                trace_id: trace_id(1),
-                span: old,
-            }],
-        );
+        window.insert(0, [IncomingSpan { trace_id: trace_id(1), span: old }]);
         let new = span(&mut window, "frontend", "GET /other", 1, 0, SpanKind::Server, 100);
-        window.insert(
-            100,
-            [IncomingSpan {
-                trace_id: trace_id(2),
-                span: new,
-            }],
-        );
+        window.insert(100, [IncomingSpan { trace_id: trace_id(2), span: new }]);
         assert!(window.trace(&trace_id(1)).is_none());
-        assert_eq!(
-            entries_of(&window, "frontend", "GET /", 0, 1_000),
-            Vec::<TraceId>::new()
-        );
-        assert_eq!(
-            entries_of(&window, "frontend", "GET /other", 0, 1_000),
-            vec![trace_id(2)]
-        );
+        assert_eq!(entries_of(&window, "frontend", "GET /", 0, 1_000), Vec::<TraceId>::new());
+        assert_eq!(entries_of(&window, "frontend", "GET /other", 0, 1_000), vec![trace_id(2)]);
     }
 }

@@ -24,11 +24,31 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Backtest: run a recorded bundle through the engine on event time and report what it
+    /// would have paged, against static routing.
+    Replay {
+        /// Bundle directory (traces.jsonl[.gz], alerts.jsonl, changes.jsonl, causeway.yaml, owners.yaml, truth.json).
+        bundle: PathBuf,
+        /// Write the report here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Validate a configuration file; print every error with file and line.
     CheckConfig {
         #[arg(long, short, default_value = "causeway.yaml")]
         config: PathBuf,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Markdown,
 }
 
 pub fn main() -> ExitCode {
@@ -46,10 +66,7 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -62,24 +79,82 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                Ok(ExitCode::SUCCESS)
+        Command::Replay { bundle, output, format, quiet } => {
+            let bundle = crate::replay::Bundle::open(&bundle)?;
+            let options = crate::replay::ReplayOptions { progress: !quiet, ..crate::replay::ReplayOptions::default() };
+            let started = std::time::Instant::now();
+            let outcome = crate::replay::run(&bundle, &options)?;
+            let report = &outcome.report;
+            let elapsed = started.elapsed().as_secs_f64();
+            tracing::info!(
+                spans = report.spans,
+                seconds = format!("{elapsed:.1}"),
+                spans_per_second = format!("{:.0}", report.spans as f64 / elapsed.max(1e-9)),
+                incidents = report.summary.incidents,
+                "replay finished"
+            );
+            let text = match format {
+                ReportFormat::Json => serde_json::to_string_pretty(report)? + "\n",
+                ReportFormat::Markdown => crate::replay::report::markdown(report),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
+                }
+                None => print!("{text}"),
             }
-            Err(error) => {
-                println!("{error}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => Ok(check_config(&config)),
+    }
+}
+
+/// Validates a configuration and the ownership sources it names; prints every problem.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            println!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(error) = config.engine_config(path) {
+        problems.push(error.to_string());
+    }
+    let loaded = config.load_ownership();
+    problems.extend(loaded.errors.iter().map(ToString::to_string));
+    for conflict in &loaded.ownership.conflicts {
+        println!(
+            "warning: ownership conflict: {} is owned by {} ({}) and by {} ({}); keeping {}",
+            conflict.component,
+            conflict.kept_team,
+            conflict.kept_source.describe(),
+            conflict.other_team,
+            conflict.other_source.describe(),
+            conflict.kept_team
+        );
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: ok ({} journeys, {} owned components, {} teams)",
+            path.display(),
+            config.journeys.len(),
+            loaded.ownership.components.values().filter(|component| component.team.is_some()).count(),
+            loaded.ownership.teams.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        ExitCode::FAILURE
     }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         let addresses = server.addresses()?;

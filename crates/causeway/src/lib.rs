@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod ownership;
 pub mod pipeline;
 pub mod receivers;
+pub mod replay;
 pub mod server;

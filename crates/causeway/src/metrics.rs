@@ -65,36 +65,16 @@ impl Metrics {
             ingest_queue_bytes: Gauge::default(),
             ingest_queue_batches: Gauge::default(),
         };
-        registry.register(
-            "spans_received",
-            "Spans accepted by the OTLP receivers",
-            metrics.spans_received.clone(),
-        );
-        registry.register(
-            "spans_rejected",
-            "Spans refused, by reason",
-            metrics.spans_rejected.clone(),
-        );
-        registry.register(
-            "otlp_requests",
-            "OTLP export requests, by transport and outcome",
-            metrics.requests.clone(),
-        );
+        registry.register("spans_received", "Spans accepted by the OTLP receivers", metrics.spans_received.clone());
+        registry.register("spans_rejected", "Spans refused, by reason", metrics.spans_rejected.clone());
+        registry.register("otlp_requests", "OTLP export requests, by transport and outcome", metrics.requests.clone());
         registry.register(
             "spans_evicted",
             "Spans evicted from the trace window (retention or memory bound)",
             metrics.spans_evicted.clone(),
         );
-        registry.register(
-            "window_spans",
-            "Spans held in the trace window",
-            metrics.window_spans.clone(),
-        );
-        registry.register(
-            "window_traces",
-            "Traces held in the trace window",
-            metrics.window_traces.clone(),
-        );
+        registry.register("window_spans", "Spans held in the trace window", metrics.window_spans.clone());
+        registry.register("window_traces", "Traces held in the trace window", metrics.window_traces.clone());
         registry.register(
             "window_memory_bytes",
             "Bytes allocated by the trace window",
@@ -120,9 +100,7 @@ impl Metrics {
 
     pub fn reject(&self, reason: &'static str, n_spans: u64) {
         if n_spans > 0 {
-            self.spans_rejected
-                .get_or_create(&RejectLabels { reason })
-                .inc_by(n_spans);
+            self.spans_rejected.get_or_create(&RejectLabels { reason }).inc_by(n_spans);
         }
     }
 
@@ -151,10 +129,7 @@ mod tests {
         metrics.reject("overload", 2);
         let text = metrics.render();
         assert!(text.contains("causeway_spans_received_total 3"), "{text}");
-        assert!(
-            text.contains("causeway_spans_rejected_total{reason=\"overload\"} 2"),
-            "{text}"
-        );
+        assert!(text.contains("causeway_spans_rejected_total{reason=\"overload\"} 2"), "{text}");
         assert!(text.contains("causeway_window_memory_bytes"), "{text}");
     }
 }

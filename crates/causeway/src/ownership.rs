@@ -119,10 +119,9 @@ pub fn load(owners: Option<&Path>, catalog: Option<&Path>, default_team: Option<
     let mut owners_default = None;
     let catalog_files = catalog.map(catalog_files).unwrap_or_default();
     if let Some(Err(error)) = catalog.map(|path| std::fs::metadata(path).map(|_| ())) {
-        loaded.errors.push(ConfigError::Read {
-            path: catalog.map(Path::to_path_buf).unwrap_or_default(),
-            source: error,
-        });
+        loaded
+            .errors
+            .push(ConfigError::Read { path: catalog.map(Path::to_path_buf).unwrap_or_default(), source: error });
     }
     for file in catalog_files {
         load_catalog_file(&file, &mut loaded);
@@ -130,10 +129,7 @@ pub fn load(owners: Option<&Path>, catalog: Option<&Path>, default_team: Option<
     if let Some(path) = owners {
         owners_default = load_owners_file(path, &mut loaded);
     }
-    let default_team = default_team
-        .map(str::to_string)
-        .or(owners_default)
-        .unwrap_or_else(|| "sre".to_string());
+    let default_team = default_team.map(str::to_string).or(owners_default).unwrap_or_else(|| "sre".to_string());
     loaded.ownership.default_team = default_team.clone();
     loaded.ownership.add_team(&default_team);
     loaded
@@ -205,10 +201,7 @@ fn load_owners_file(path: &Path, loaded: &mut LoadedOwnership) -> Option<String>
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(source) => {
-            loaded.errors.push(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
+            loaded.errors.push(ConfigError::Read { path: path.to_path_buf(), source });
             return None;
         }
     };
@@ -222,15 +215,10 @@ fn load_owners_file(path: &Path, loaded: &mut LoadedOwnership) -> Option<String>
     for (team, entry) in file.teams {
         loaded.ownership.add_team(&team);
         let contacts = TeamContacts {
-            pagerduty: entry
-                .pagerduty
-                .map(|pagerduty| SecretRef::Env(pagerduty.routing_key_env)),
+            pagerduty: entry.pagerduty.map(|pagerduty| SecretRef::Env(pagerduty.routing_key_env)),
             opsgenie: entry.opsgenie.map(|opsgenie| OpsgenieTarget { team: opsgenie.team }),
             slack: entry.slack.map(|slack| SecretRef::Env(slack.webhook_env)),
-            webhook: entry.webhook.map(|webhook| WebhookTarget {
-                url: webhook.url,
-                secret_env: webhook.secret_env,
-            }),
+            webhook: entry.webhook.map(|webhook| WebhookTarget { url: webhook.url, secret_env: webhook.secret_env }),
             alertmanager_receivers: entry.alertmanager_receivers,
         };
         loaded.contacts.entry(team).or_default().fill_from(contacts);
@@ -261,10 +249,7 @@ fn catalog_files(catalog: &Path) -> Vec<PathBuf> {
             if let Ok(entries) = std::fs::read_dir(&path) {
                 pending.extend(entries.filter_map(Result::ok).map(|entry| entry.path()));
             }
-        } else if path
-            .extension()
-            .is_some_and(|extension| extension == "yaml" || extension == "yml")
-        {
+        } else if path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml") {
             files.push(path);
         }
     }
@@ -325,29 +310,16 @@ fn load_catalog_file(path: &Path, loaded: &mut LoadedOwnership) {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(source) => {
-            loaded.errors.push(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
+            loaded.errors.push(ConfigError::Read { path: path.to_path_buf(), source });
             return;
         }
     };
     for (first_line, document) in documents(&text) {
         match parse_yaml::<Entity>(&document, path) {
             Ok(entity) => add_entity(entity, loaded),
-            Err(ConfigError::Invalid {
-                path,
-                line,
-                column,
-                key,
-                message,
-            }) => loaded.errors.push(ConfigError::Invalid {
-                path,
-                line: line + first_line - 1,
-                column,
-                key,
-                message,
-            }),
+            Err(ConfigError::Invalid { path, line, column, key, message }) => {
+                loaded.errors.push(ConfigError::Invalid { path, line: line + first_line - 1, column, key, message })
+            }
             Err(error) => loaded.errors.push(error),
         }
     }
@@ -368,19 +340,11 @@ fn add_entity(entity: Entity, loaded: &mut LoadedOwnership) {
             // Backstage names cannot contain a slash.
             let mut names = vec![name.clone()];
             if let Some(aliases) = annotations.get("causeway.dev/aliases") {
-                names.extend(
-                    aliases
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|alias| !alias.is_empty())
-                        .map(str::to_string),
-                );
+                names.extend(aliases.split(',').map(str::trim).filter(|alias| !alias.is_empty()).map(str::to_string));
             }
             for component_name in &names {
                 if let Some(owner) = &entity.spec.owner {
-                    loaded
-                        .ownership
-                        .assign(component_name, entity_name(owner), OwnerSource::Catalog);
+                    loaded.ownership.assign(component_name, entity_name(owner), OwnerSource::Catalog);
                 }
                 let component = loaded.ownership.component_mut(component_name);
                 component.entity_kind = Some(entity.kind.clone());
@@ -400,11 +364,7 @@ fn add_entity(entity: Entity, loaded: &mut LoadedOwnership) {
                 }
                 let contacts = contacts_from_annotations(annotations);
                 if !contacts.is_empty() {
-                    loaded
-                        .component_contacts
-                        .entry(component_name.clone())
-                        .or_default()
-                        .fill_from(contacts);
+                    loaded.component_contacts.entry(component_name.clone()).or_default().fill_from(contacts);
                 }
             }
         }
@@ -412,12 +372,8 @@ fn add_entity(entity: Entity, loaded: &mut LoadedOwnership) {
             loaded.ownership.add_team(&name);
             let mut contacts = contacts_from_annotations(annotations);
             if let Some(receivers) = annotations.get("causeway.dev/alertmanager-receivers") {
-                contacts.alertmanager_receivers = receivers
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                contacts.alertmanager_receivers =
+                    receivers.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
             }
             loaded.contacts.entry(name).or_default().fill_from(contacts);
         }
@@ -431,16 +387,10 @@ fn contacts_from_annotations(annotations: &BTreeMap<String, String>) -> TeamCont
             .get("pagerduty.com/integration-key")
             .map(|key| SecretRef::Literal(crate::auth::Secret::new(key.clone())))
             .or_else(|| {
-                annotations
-                    .get("causeway.dev/pagerduty-routing-key-env")
-                    .map(|env| SecretRef::Env(env.clone()))
+                annotations.get("causeway.dev/pagerduty-routing-key-env").map(|env| SecretRef::Env(env.clone()))
             }),
-        opsgenie: annotations
-            .get("opsgenie.com/team")
-            .map(|team| OpsgenieTarget { team: team.clone() }),
-        slack: annotations
-            .get("causeway.dev/slack-webhook-env")
-            .map(|env| SecretRef::Env(env.clone())),
+        opsgenie: annotations.get("opsgenie.com/team").map(|team| OpsgenieTarget { team: team.clone() }),
+        slack: annotations.get("causeway.dev/slack-webhook-env").map(|env| SecretRef::Env(env.clone())),
         webhook: annotations.get("causeway.dev/webhook-url").map(|url| WebhookTarget {
             url: url.clone(),
             secret_env: annotations.get("causeway.dev/webhook-secret-env").cloned(),
@@ -509,23 +459,10 @@ spec:
         let loaded = load(Some(&owners), Some(&dir.path().join("catalog")), None);
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let ownership = &loaded.ownership;
-        assert_eq!(
-            ownership.owner("payments-api", "error", None).map(|o| o.team),
-            Some("payments".into())
-        );
-        assert_eq!(
-            ownership.owner("postgresql/payments", "error", None).map(|o| o.team),
-            Some("dba".into())
-        );
-        assert_eq!(
-            ownership.owner("checkout-api", "error", None).map(|o| o.source),
-            Some(OwnerSource::OwnersFile)
-        );
-        assert_eq!(
-            ownership.conflicts.len(),
-            1,
-            "payments-api: catalog says payments, owners.yaml says checkout"
-        );
+        assert_eq!(ownership.owner("payments-api", "error", None).map(|o| o.team), Some("payments".into()));
+        assert_eq!(ownership.owner("postgresql/payments", "error", None).map(|o| o.team), Some("dba".into()));
+        assert_eq!(ownership.owner("checkout-api", "error", None).map(|o| o.source), Some(OwnerSource::OwnersFile));
+        assert_eq!(ownership.conflicts.len(), 1, "payments-api: catalog says payments, owners.yaml says checkout");
         assert_eq!(
             ownership.component("payments-api").map(|c| c.runbooks.clone()),
             Some(vec!["https://wiki.example/payments".to_string()])
@@ -535,22 +472,11 @@ spec:
             Some(vec!["payments-db".to_string()])
         );
         let payments = loaded.contacts_of("payments");
-        assert_eq!(
-            payments.opsgenie,
-            Some(OpsgenieTarget {
-                team: "payments-ops".into()
-            })
-        );
+        assert_eq!(payments.opsgenie, Some(OpsgenieTarget { team: "payments-ops".into() }));
         assert_eq!(payments.alertmanager_receivers, vec!["payments-pager", "payments-chat"]);
         assert!(loaded.component_contacts["payments-api"].pagerduty.is_some());
-        assert!(
-            !format!("{:?}", loaded.component_contacts).contains("R0UTINGKEY"),
-            "secrets never print"
-        );
-        assert_eq!(
-            loaded.contacts_of("checkout").slack,
-            Some(SecretRef::Env("SLACK_CHECKOUT".into()))
-        );
+        assert!(!format!("{:?}", loaded.component_contacts).contains("R0UTINGKEY"), "secrets never print");
+        assert_eq!(loaded.contacts_of("checkout").slack, Some(SecretRef::Env("SLACK_CHECKOUT".into())));
         assert_eq!(ownership.default_team, "sre");
     }
 
@@ -559,32 +485,14 @@ spec:
         let dir = tempfile::tempdir().expect("tempdir");
         let broken = "kind: Component\nmetadata:\n  name: a\nspec:\n  owner: team-a\n---\nkind: Component\nmetadata:\n  nam: b\n---\nkind: Component\nmetadata:\n  name: c\nspec:\n  owner: team-c\n";
         write(dir.path(), "catalog/catalog-info.yaml", broken);
-        let owners = write(
-            dir.path(),
-            "owners.yaml",
-            "services:\n  d: { team: team-d, oncall: yes }\n",
-        );
+        let owners = write(dir.path(), "owners.yaml", "services:\n  d: { team: team-d, oncall: yes }\n");
         let loaded = load(Some(&owners), Some(&dir.path().join("catalog")), None);
         let messages: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(
-            messages[0].contains("catalog-info.yaml:9:") && messages[0].contains("name"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].contains("owners.yaml:2:") && messages[1].contains("oncall"),
-            "{}",
-            messages[1]
-        );
-        assert_eq!(
-            loaded.ownership.owner("a", "error", None).map(|o| o.team),
-            Some("team-a".into())
-        );
-        assert_eq!(
-            loaded.ownership.owner("c", "error", None).map(|o| o.team),
-            Some("team-c".into())
-        );
+        assert!(messages[0].contains("catalog-info.yaml:9:") && messages[0].contains("name"), "{}", messages[0]);
+        assert!(messages[1].contains("owners.yaml:2:") && messages[1].contains("oncall"), "{}", messages[1]);
+        assert_eq!(loaded.ownership.owner("a", "error", None).map(|o| o.team), Some("team-a".into()));
+        assert_eq!(loaded.ownership.owner("c", "error", None).map(|o| o.team), Some("team-c".into()));
     }
 
     #[test]

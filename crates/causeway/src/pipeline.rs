@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use causeway_engine::{IncomingSpan, Nanos, TraceWindow, WindowConfig};
+use causeway_engine::{Engine, IncomingSpan, Nanos};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::metrics::Metrics;
@@ -22,30 +22,27 @@ use crate::receivers::otlp::{self, ConvertOptions};
 
 /// State read by the API and written by the pipeline thread.
 pub struct Core {
-    pub window: TraceWindow,
+    pub engine: Engine,
     convert: ConvertOptions,
 }
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("window", &self.window).finish()
+        f.debug_struct("Core").field("engine", &self.engine).finish()
     }
 }
 
 impl Core {
-    pub fn new(window: WindowConfig, convert: ConvertOptions) -> Core {
-        Core {
-            window: TraceWindow::new(window),
-            convert,
-        }
+    pub fn new(engine: Engine, convert: ConvertOptions) -> Core {
+        Core { engine, convert }
     }
 
     /// Converts and inserts one batch that arrived at `now`. Returns the number of spans inserted.
     pub fn ingest(&mut self, now: Nanos, request: &ExportTraceServiceRequest) -> usize {
         let mut spans: Vec<IncomingSpan> = Vec::with_capacity(otlp::count_spans(request) as usize);
-        otlp::convert(request, &self.convert, self.window.dictionary_mut(), &mut spans);
+        otlp::convert(request, &self.convert, self.engine.dictionary_mut(), &mut spans);
         let n_spans = spans.len();
-        self.window.insert(now, spans);
+        self.engine.ingest(now, spans);
         n_spans
     }
 }
@@ -103,9 +100,7 @@ impl Pipeline {
     /// Starts the pipeline thread. It stops when every [`Pipeline`] handle is dropped.
     pub fn start(core: Core, max_queue_bytes: usize) -> std::io::Result<(Pipeline, std::thread::JoinHandle<()>)> {
         let metrics = Metrics::new();
-        metrics
-            .window_max_memory_bytes
-            .set(core.window.config().max_memory.min(i64::MAX as usize) as i64);
+        metrics.window_max_memory_bytes.set(core.engine.window().config().max_memory.min(i64::MAX as usize) as i64);
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             metrics,
@@ -148,9 +143,7 @@ impl Pipeline {
 
 /// Wall-clock time in Unix nanoseconds: the pipeline is where live time enters the system.
 pub fn wall_clock_nanos() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as Nanos)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as Nanos)
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -172,7 +165,7 @@ fn run(receiver: Receiver<Event>, shared: &Shared) {
             }
             Err(RecvTimeoutError::Timeout) => {
                 let mut core = shared.core();
-                core.window.advance(wall_clock_nanos());
+                core.engine.tick(wall_clock_nanos());
                 publish_window_gauges(shared, &core);
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -182,7 +175,7 @@ fn run(receiver: Receiver<Event>, shared: &Shared) {
 
 fn publish_window_gauges(shared: &Shared, core: &Core) {
     let metrics = &shared.metrics;
-    let window = &core.window;
+    let window = core.engine.window();
     metrics.window_spans.set(window.n_spans() as i64);
     metrics.window_traces.set(window.n_traces() as i64);
     metrics.window_memory_bytes.set(window.memory_bytes() as i64);

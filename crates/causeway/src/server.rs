@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use causeway_engine::WindowConfig;
+use causeway_engine::Engine;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
@@ -33,11 +33,7 @@ pub struct BoundAddresses {
 
 impl std::fmt::Display for BoundAddresses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "otlp_grpc={} otlp_http={} http={}",
-            self.otlp_grpc, self.otlp_http, self.http
-        )
+        write!(f, "otlp_grpc={} otlp_http={} http={}", self.otlp_grpc, self.otlp_http, self.http)
     }
 }
 
@@ -47,12 +43,7 @@ impl Server {
         let grpc = bind(listen.otlp_grpc, "listen.otlp_grpc").await?;
         let otlp_http = bind(listen.otlp_http, "listen.otlp_http").await?;
         let http = bind(listen.http, "listen.http").await?;
-        Ok(Server {
-            config,
-            grpc,
-            otlp_http,
-            http,
-        })
+        Ok(Server { config, grpc, otlp_http, http })
     }
 
     pub fn addresses(&self) -> anyhow::Result<BoundAddresses> {
@@ -67,15 +58,15 @@ impl Server {
         let config = self.config;
         let api_token = secret_from(config.auth.as_ref().and_then(|auth| auth.token_env.as_deref()))?;
         let ingest_token = secret_from(config.auth.as_ref().and_then(|auth| auth.ingest_token_env.as_deref()))?;
-        let window = WindowConfig {
-            retention: config.window.retention.as_nanos_i64(),
-            max_memory: config.window.max_memory.as_usize(),
-        };
-        let convert = ConvertOptions {
-            team_keys: config.ownership.team_keys.clone(),
-        };
+        let engine_config = config.engine_config(&config.base_dir.join("causeway.yaml"))?;
+        let loaded = config.load_ownership();
+        for error in &loaded.errors {
+            tracing::error!(%error, "ownership source problem (the rest is used)");
+        }
+        let engine = Engine::new(engine_config, loaded.ownership.clone());
+        let convert = ConvertOptions { team_keys: config.ownership.team_keys.clone() };
         let (pipeline, pipeline_thread) =
-            Pipeline::start(Core::new(window, convert), config.ingest.queue_bytes.as_usize())
+            Pipeline::start(Core::new(engine, convert), config.ingest.queue_bytes.as_usize())
                 .context("cannot start the pipeline thread")?;
         let max_request_bytes = config.ingest.max_request_bytes.as_usize();
 
@@ -85,10 +76,7 @@ impl Server {
         };
 
         let grpc_service = otlp_grpc::service(
-            otlp_grpc::GrpcReceiver {
-                pipeline: pipeline.clone(),
-                token: ingest_token.clone(),
-            },
+            otlp_grpc::GrpcReceiver { pipeline: pipeline.clone(), token: ingest_token.clone() },
             max_request_bytes,
         );
         let grpc_incoming = tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true));
@@ -109,31 +97,17 @@ impl Server {
                 .into_future(),
         );
 
-        let api_router = api::router(ApiState {
-            pipeline: pipeline.clone(),
-            token: api_token,
-        });
+        let api_router = api::router(ApiState { pipeline: pipeline.clone(), token: api_token });
         let api_task = tokio::spawn(
-            axum::serve(self.http, api_router)
-                .with_graceful_shutdown(stopped(stop_receiver.clone()))
-                .into_future(),
+            axum::serve(self.http, api_router).with_graceful_shutdown(stopped(stop_receiver.clone())).into_future(),
         );
 
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_sender.send(true);
-        grpc_task
-            .await
-            .context("gRPC task panicked")?
-            .context("gRPC server failed")?;
-        otlp_task
-            .await
-            .context("OTLP/HTTP task panicked")?
-            .context("OTLP/HTTP server failed")?;
-        api_task
-            .await
-            .context("API task panicked")?
-            .context("API server failed")?;
+        grpc_task.await.context("gRPC task panicked")?.context("gRPC server failed")?;
+        otlp_task.await.context("OTLP/HTTP task panicked")?.context("OTLP/HTTP server failed")?;
+        api_task.await.context("API task panicked")?.context("API server failed")?;
         drop(pipeline);
         tokio::task::spawn_blocking(move || pipeline_thread.join())
             .await
@@ -144,12 +118,9 @@ impl Server {
 }
 
 async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} ({key})"))
+    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({key})"))
 }
 
 fn secret_from(env: Option<&str>) -> anyhow::Result<Option<Secret>> {
-    env.map(|name| Secret::from_env(name).with_context(|| format!("auth: {name} names the token")))
-        .transpose()
+    env.map(|name| Secret::from_env(name).with_context(|| format!("auth: {name} names the token"))).transpose()
 }

@@ -142,16 +142,11 @@ fn minutes_to_nanos(minutes: f64) -> Nanos {
 }
 
 pub fn check(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/fixtures")
-        .join(format!("{name}.yaml"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/fixtures").join(format!("{name}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
     let fixture: Fixture = serde_norway::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    let templates: BTreeMap<String, Vec<TemplateSpan>> = fixture
-        .traces
-        .iter()
-        .map(|(name, text)| (name.clone(), parse_template(name, text)))
-        .collect();
+    let templates: BTreeMap<String, Vec<TemplateSpan>> =
+        fixture.traces.iter().map(|(name, text)| (name.clone(), parse_template(name, text))).collect();
 
     let mut ownership = Ownership::new(&fixture.default_team);
     for (component, team) in &fixture.owners {
@@ -167,10 +162,7 @@ pub fn check(name: &str) {
             owner: journey.owner.clone(),
             slo: Slo {
                 availability: Some(0.999),
-                latency: journey.latency_ms.map(|ms| LatencySlo {
-                    threshold: ms * NANOS_PER_MS,
-                    target: 0.99,
-                }),
+                latency: journey.latency_ms.map(|ms| LatencySlo { threshold: ms * NANOS_PER_MS, target: 0.99 }),
                 period: 28 * 24 * 60 * NANOS_PER_MIN,
                 tiers: BurnTier::google(28 * 24 * 60 * NANOS_PER_MIN),
                 min_requests: 10,
@@ -182,12 +174,11 @@ pub fn check(name: &str) {
         routing.thresholds.min_traces = min_traces;
     }
     let config = EngineConfig {
-        window: WindowConfig {
-            retention: 60 * NANOS_PER_MIN,
-            max_memory: 1 << 30,
-        },
+        window: WindowConfig { retention: 60 * NANOS_PER_MIN, max_memory: 1 << 30 },
         routing,
         journeys,
+        // Scenarios inject their symptoms; the SLO detector has its own tests.
+        slo_symptoms: false,
     };
     let mut engine = Engine::new(config, ownership);
 
@@ -197,10 +188,7 @@ pub fn check(name: &str) {
     spans.sort_by_key(|(visible, _)| *visible);
     let mut events: Vec<&Event> = fixture.events.iter().collect();
     events.sort_by_key(|event| event.at());
-    let end = spans
-        .last()
-        .map_or(START, |(visible, _)| *visible)
-        .max(events.last().map_or(START, |e| e.at()))
+    let end = spans.last().map_or(START, |(visible, _)| *visible).max(events.last().map_or(START, |e| e.at()))
         + 20 * NANOS_PER_MIN;
     let mut span_cursor = 0;
     let mut event_cursor = 0;
@@ -230,16 +218,10 @@ pub fn check(name: &str) {
 
     let incidents = engine.incidents();
     let effects: Vec<_> = incidents.iter().flat_map(|incident| incident.effects.iter()).collect();
-    let pages: Vec<String> = effects
-        .iter()
-        .filter(|effect| effect.action.as_str() == "page")
-        .map(|effect| effect.team.clone())
-        .collect();
-    let notified: Vec<String> = effects
-        .iter()
-        .filter(|effect| effect.action.as_str() == "notify")
-        .map(|effect| effect.team.clone())
-        .collect();
+    let pages: Vec<String> =
+        effects.iter().filter(|effect| effect.action.as_str() == "page").map(|effect| effect.team.clone()).collect();
+    let notified: Vec<String> =
+        effects.iter().filter(|effect| effect.action.as_str() == "notify").map(|effect| effect.team.clone()).collect();
     let summary = ScenarioSummary {
         incidents: incidents.iter().map(IncidentSummary::from).collect(),
         pages: pages.clone(),
@@ -247,12 +229,7 @@ pub fn check(name: &str) {
     };
 
     let expect = &fixture.expect;
-    assert_eq!(
-        incidents.len(),
-        expect.incidents,
-        "{name}: incidents\n{}",
-        describe(&summary)
-    );
+    assert_eq!(incidents.len(), expect.incidents, "{name}: incidents\n{}", describe(&summary));
     assert_eq!(pages, expect.pages, "{name}: pages\n{}", describe(&summary));
     if let Some(first) = incidents.first() {
         let mut causes = first.cause_components.clone();
@@ -262,27 +239,12 @@ pub fn check(name: &str) {
         assert_eq!(causes, expected, "{name}: causes\n{}", describe(&summary));
         if let Some(outcome) = &expect.outcome {
             let actual = serde_json::to_value(first.decision().outcome).expect("outcome serializes");
-            assert_eq!(
-                actual.as_str(),
-                Some(outcome.as_str()),
-                "{name}: outcome\n{}",
-                describe(&summary)
-            );
+            assert_eq!(actual.as_str(), Some(outcome.as_str()), "{name}: outcome\n{}", describe(&summary));
         }
-        let top: Vec<&str> = first
-            .decision()
-            .candidates
-            .iter()
-            .take(2)
-            .map(|c| c.component.as_str())
-            .collect();
+        let top: Vec<&str> = first.decision().candidates.iter().take(2).map(|c| c.component.as_str()).collect();
         for component in &expect.not_blamed {
             assert!(
-                !first
-                    .decision()
-                    .causes
-                    .iter()
-                    .any(|cause| &cause.component == component),
+                !first.decision().causes.iter().any(|cause| &cause.component == component),
                 "{name}: {component} must not be blamed (top candidates {top:?})\n{}",
                 describe(&summary)
             );
@@ -310,23 +272,10 @@ fn apply_event(engine: &mut Engine, event: &Event, now: Nanos, incident_ids: &[S
             .unwrap_or_else(|| reference.to_string())
     };
     match event {
-        Event::Fire {
-            id,
-            journey,
-            service,
-            kind,
-            may_page,
-            team,
-            ..
-        } => {
+        Event::Fire { id, journey, service, kind, may_page, team, .. } => {
             let target = match (journey, service) {
-                (Some(journey), _) => SymptomTarget::Journey {
-                    journey: journey.clone(),
-                },
-                (None, Some(service)) => SymptomTarget::Service {
-                    service: service.clone(),
-                    operation: None,
-                },
+                (Some(journey), _) => SymptomTarget::Journey { journey: journey.clone() },
+                (None, Some(service)) => SymptomTarget::Service { service: service.clone(), operation: None },
                 (None, None) => SymptomTarget::Labels,
             };
             engine.fire(Symptom {
@@ -342,14 +291,10 @@ fn apply_event(engine: &mut Engine, event: &Event, now: Nanos, incident_ids: &[S
         }
         Event::Clear { id, .. } => engine.clear(id, now),
         Event::Reroute { incident, team, .. } => {
-            engine
-                .reroute(&incident_id(incident), team, "scenario reroute", "tester", now)
-                .expect("reroute applies");
+            engine.reroute(&incident_id(incident), team, "scenario reroute", "tester", now).expect("reroute applies");
         }
         Event::Acknowledge { incident, .. } => {
-            engine
-                .acknowledge(&incident_id(incident), "tester", now)
-                .expect("acknowledge applies");
+            engine.acknowledge(&incident_id(incident), "tester", now).expect("acknowledge applies");
         }
     }
 }
@@ -391,11 +336,7 @@ impl From<&causeway_engine::incident::Incident> for IncidentSummary {
             state: format!("{:?}", incident.state).to_lowercase(),
             causes: incident.cause_components.clone(),
             paged_teams: incident.paged_teams.clone(),
-            symptoms: incident
-                .symptoms
-                .iter()
-                .map(|record| record.symptom.id.clone())
-                .collect(),
+            symptoms: incident.symptoms.iter().map(|record| record.symptom.id.clone()).collect(),
             decisions: incident
                 .decisions
                 .iter()
@@ -404,10 +345,7 @@ impl From<&causeway_engine::incident::Incident> for IncidentSummary {
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default(),
-                    kind: decision
-                        .symptom_kind
-                        .map(|kind| format!("{kind:?}").to_lowercase())
-                        .unwrap_or_default(),
+                    kind: decision.symptom_kind.map(|kind| format!("{kind:?}").to_lowercase()).unwrap_or_default(),
                     page: decision.page.clone(),
                     notify: decision.notify.clone(),
                     confidence: decision.confidence,
@@ -478,14 +416,8 @@ fn parse_template(template: &str, text: &str) -> Vec<TemplateSpan> {
             _ => fail("unknown kind"),
         };
         let mut words = rest.split_whitespace();
-        let start_ms: f64 = words
-            .next()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| fail("missing start_ms"));
-        let duration_ms: f64 = words
-            .next()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| fail("missing duration_ms"));
+        let start_ms: f64 = words.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| fail("missing start_ms"));
+        let duration_ms: f64 = words.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| fail("missing duration_ms"));
         let attributes = words
             .map(|word| match word.split_once('=') {
                 Some((key, value)) => (key.to_string(), value.to_string()),
@@ -496,15 +428,7 @@ fn parse_template(template: &str, text: &str) -> Vec<TemplateSpan> {
             stack.pop();
         }
         let parent = stack.last().map(|(_, index)| *index);
-        spans.push(TemplateSpan {
-            parent,
-            service,
-            kind,
-            name: name.to_string(),
-            start_ms,
-            duration_ms,
-            attributes,
-        });
+        spans.push(TemplateSpan { parent, service, kind, name: name.to_string(), start_ms, duration_ms, attributes });
         stack.push((indent, spans.len() - 1));
     }
     spans
@@ -512,9 +436,7 @@ fn parse_template(template: &str, text: &str) -> Vec<TemplateSpan> {
 
 /// Deterministic jitter in [0.98, 1.02] for span `index` of trace `n`.
 fn jitter(n: u64, index: usize) -> f64 {
-    let mut x = n
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(index as u64 * 1442695040888963407 + 1);
+    let mut x = n.wrapping_mul(6364136223846793005).wrapping_add(index as u64 * 1442695040888963407 + 1);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51afd7ed558ccd);
     x ^= x >> 33;
@@ -544,9 +466,7 @@ fn generate(
                 .map(|(name, _)| name.to_string())
                 .expect("a template");
             *credits.get_mut(chosen.as_str()).expect("credit") -= 1.0;
-            let template = templates
-                .get(&chosen)
-                .unwrap_or_else(|| panic!("no trace template {chosen}"));
+            let template = templates.get(&chosen).unwrap_or_else(|| panic!("no trace template {chosen}"));
             trace_counter += 1;
             instantiate(template, trace_counter, t, engine, &mut out);
             t += traffic.every_ms * NANOS_PER_MS;
@@ -589,9 +509,7 @@ fn instantiate(
         let dictionary = engine.dictionary_mut();
         let strings = &mut dictionary.strings;
         let service = strings.intern(&span.service);
-        let pod_name = attribute("pod")
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}-pod-1", span.service));
+        let pod_name = attribute("pod").map(str::to_string).unwrap_or_else(|| format!("{}-pod-1", span.service));
         let resource = Resource {
             service,
             version: strings.intern(attribute("version").unwrap_or("1.0.0")),
@@ -616,12 +534,7 @@ fn instantiate(
         };
         let links = attribute("link")
             .and_then(|label| labels.get(label))
-            .map(|(trace_id, span_id)| {
-                Box::new(vec![Link {
-                    trace_id: *trace_id,
-                    span_id: *span_id,
-                }])
-            });
+            .map(|(trace_id, span_id)| Box::new(vec![Link { trace_id: *trace_id, span_id: *span_id }]));
         let parent_span_id = match (span.parent, attribute("trace")) {
             (Some(parent), None) => SpanId(n * 1000 + parent as u64 + 1),
             _ => SpanId::NONE,

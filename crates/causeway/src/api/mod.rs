@@ -28,11 +28,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces/{trace_id}", get(get_trace))
         .route("/api/v1/services", get(get_services))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .merge(api)
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).merge(api).with_state(state)
 }
 
 /// An API failure: HTTP status, a stable machine-readable code and a message for people.
@@ -45,21 +41,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
     }
 }
 
@@ -71,12 +59,8 @@ async fn require_token(
 ) -> Response {
     if let Some(token) = &state.token {
         if !bearer_matches(&headers, token) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            )
-            .into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+                .into_response();
         }
     }
     next.run(request).await
@@ -87,10 +71,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.pipeline.shared.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.pipeline.shared.metrics.render())
         .into_response()
 }
 
@@ -199,25 +180,19 @@ async fn get_trace(State(state): State<ApiState>, Path(trace_id): Path<String>) 
         )
     })?;
     let core = state.pipeline.shared.core();
-    let window = &core.window;
+    let window = core.engine.window();
     let spans = window.trace(&parsed).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "trace_not_found",
-            format!("trace {trace_id} is not in the window"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "trace_not_found", format!("trace {trace_id} is not in the window"))
     })?;
     let view = TraceView::new(spans, window.dictionary());
-    let body = TraceBody {
-        trace_id: parsed,
-        spans: (0..view.len()).map(|index| SpanBody::new(&view, index)).collect(),
-    };
+    let body =
+        TraceBody { trace_id: parsed, spans: (0..view.len()).map(|index| SpanBody::new(&view, index)).collect() };
     Ok(Json(body).into_response())
 }
 
 async fn get_services(State(state): State<ApiState>) -> Json<serde_json::Value> {
     let core = state.pipeline.shared.core();
-    let window = &core.window;
+    let window = core.engine.window();
     let mut topology = Topology::default();
     for (_, spans) in window.traces() {
         topology.observe(&TraceView::new(spans, window.dictionary()));

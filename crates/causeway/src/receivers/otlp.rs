@@ -83,31 +83,19 @@ pub fn validate(request: &mut ExportTraceServiceRequest) -> Validation {
 
 fn span_problem(span: &otlp::Span) -> Option<String> {
     if span.trace_id.len() != 16 {
-        return Some(format!(
-            "span {:?}: invalid traceId (need 16 bytes, got {})",
-            span.name,
-            span.trace_id.len()
-        ));
+        return Some(format!("span {:?}: invalid traceId (need 16 bytes, got {})", span.name, span.trace_id.len()));
     }
     if span.trace_id.iter().all(|byte| *byte == 0) {
         return Some(format!("span {:?}: invalid traceId (all zero)", span.name));
     }
     if span.span_id.len() != 8 {
-        return Some(format!(
-            "span {:?}: invalid spanId (need 8 bytes, got {})",
-            span.name,
-            span.span_id.len()
-        ));
+        return Some(format!("span {:?}: invalid spanId (need 8 bytes, got {})", span.name, span.span_id.len()));
     }
     if span.span_id.iter().all(|byte| *byte == 0) {
         return Some(format!("span {:?}: invalid spanId (all zero)", span.name));
     }
     if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
-        return Some(format!(
-            "span {:?}: invalid parentSpanId ({} bytes)",
-            span.name,
-            span.parent_span_id.len()
-        ));
+        return Some(format!("span {:?}: invalid parentSpanId ({} bytes)", span.name, span.parent_span_id.len()));
     }
     if span.start_time_unix_nano == 0 || span.end_time_unix_nano == 0 {
         return Some(format!("span {:?}: missing start or end time", span.name));
@@ -150,10 +138,7 @@ pub fn decoded_bytes(request: &ExportTraceServiceRequest) -> usize {
     }
     let mut total = request.resource_spans.capacity() * size_of::<otlp::ResourceSpans>();
     for resource_spans in &request.resource_spans {
-        total += resource_spans
-            .resource
-            .as_ref()
-            .map_or(0, |resource| attributes_bytes(&resource.attributes));
+        total += resource_spans.resource.as_ref().map_or(0, |resource| attributes_bytes(&resource.attributes));
         total += resource_spans.scope_spans.capacity() * size_of::<otlp::ScopeSpans>();
         for scope_spans in &resource_spans.scope_spans {
             total += scope_spans.spans.capacity() * size_of::<otlp::Span>();
@@ -184,9 +169,7 @@ pub struct ConvertOptions {
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions {
-            team_keys: vec!["service.owner.name".to_string(), "team".to_string()],
-        }
+        ConvertOptions { team_keys: vec!["service.owner.name".to_string(), "team".to_string()] }
     }
 }
 
@@ -198,11 +181,7 @@ pub fn convert(
     out: &mut Vec<IncomingSpan>,
 ) {
     for resource_spans in &request.resource_spans {
-        let attributes = resource_spans
-            .resource
-            .as_ref()
-            .map(|resource| resource.attributes.as_slice())
-            .unwrap_or(&[]);
+        let attributes = resource_spans.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or(&[]);
         let resource = convert_resource(attributes, options, dictionary);
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
@@ -345,18 +324,12 @@ fn convert_span(
         .unwrap_or(Span::NO_RPC_STATUS);
 
     let (callee_kind, callee) = callee_of(&attributes, strings);
-    let error_type = attributes
-        .error_type
-        .map_or(Symbol::NONE, |value| strings.intern(&value_text(value)));
-    let route = attributes
-        .route
-        .map_or(Symbol::NONE, |value| strings.intern(&value_text(value)));
+    let error_type = attributes.error_type.map_or(Symbol::NONE, |value| strings.intern(&value_text(value)));
+    let route = attributes.route.map_or(Symbol::NONE, |value| strings.intern(&value_text(value)));
     let db_statement = attributes
         .db_statement_new
         .or(attributes.db_statement_old)
-        .map_or(Symbol::NONE, |value| {
-            strings.intern(&statement_shape(&value_text(value)))
-        });
+        .map_or(Symbol::NONE, |value| strings.intern(&statement_shape(&value_text(value))));
 
     let mut exception_type = Symbol::NONE;
     let mut exception_message = Symbol::NONE;
@@ -440,10 +413,7 @@ fn callee_of(attributes: &SpanAttributes<'_>, strings: &mut causeway_engine::Int
         return (CalleeKind::Database, strings.intern(&name));
     }
     if let Some(system) = attributes.messaging_system {
-        if let Some(destination) = attributes
-            .messaging_destination_new
-            .or(attributes.messaging_destination_old)
-        {
+        if let Some(destination) = attributes.messaging_destination_new.or(attributes.messaging_destination_old) {
             let name = format!("{}/{}", value_text(system), value_text(destination));
             return (CalleeKind::Messaging, strings.intern(&name));
         }
@@ -530,10 +500,7 @@ pub fn statement_shape(statement: &str) -> String {
                 last_space = false;
             }
             c if c.is_ascii_digit() && !out.chars().last().is_some_and(|p| p.is_alphanumeric() || p == '_') => {
-                while chars
-                    .peek()
-                    .is_some_and(|next| next.is_ascii_alphanumeric() || *next == '.')
-                {
+                while chars.peek().is_some_and(|next| next.is_ascii_alphanumeric() || *next == '.') {
                     chars.next();
                 }
                 out.push('?');
@@ -609,21 +576,14 @@ mod tests {
 
     #[test]
     fn message_shapes_drop_ids_and_numbers() {
-        assert_eq!(
-            message_shape("timeout after 3000ms on order 9f8e7d6c5b4a"),
-            "timeout after *ms on order *"
-        );
+        assert_eq!(message_shape("timeout after 3000ms on order 9f8e7d6c5b4a"), "timeout after *ms on order *");
         assert_eq!(message_shape("connection refused"), "connection refused");
     }
 
     #[test]
     fn grpc_codes_parse_from_names_and_numbers() {
-        let name = AnyValue {
-            value: Some(any_value::Value::StringValue("unavailable".into())),
-        };
-        let number = AnyValue {
-            value: Some(any_value::Value::StringValue("4".into())),
-        };
+        let name = AnyValue { value: Some(any_value::Value::StringValue("unavailable".into())) };
+        let number = AnyValue { value: Some(any_value::Value::StringValue("4".into())) };
         assert_eq!(grpc_code_from_value(&name), Some(14));
         assert_eq!(grpc_code_from_value(&number), Some(4));
     }

@@ -55,15 +55,9 @@ async fn export(State(receiver): State<HttpReceiver>, headers: HeaderMap, body: 
         Some(encoding) => encoding,
         None => {
             metrics.request("http", "unsupported");
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("<none>");
-            tracing::warn!(
-                transport = "http",
-                content_type,
-                "rejected OTLP request: unsupported content type"
-            );
+            let content_type =
+                headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("<none>");
+            tracing::warn!(transport = "http", content_type, "rejected OTLP request: unsupported content type");
             return error_response(
                 Encoding::Json,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -97,11 +91,7 @@ async fn export(State(receiver): State<HttpReceiver>, headers: HeaderMap, body: 
                     ),
                 )
             } else {
-                (
-                    StatusCode::BAD_REQUEST,
-                    "malformed",
-                    format!("cannot read request body: {error}"),
-                )
+                (StatusCode::BAD_REQUEST, "malformed", format!("cannot read request body: {error}"))
             };
             metrics.request("http", outcome);
             tracing::warn!(transport = "http", %message, "rejected OTLP request");
@@ -121,12 +111,7 @@ async fn export(State(receiver): State<HttpReceiver>, headers: HeaderMap, body: 
         Ok(Err(error)) => {
             metrics.request("http", "malformed");
             tracing::warn!(transport = "http", %error, "rejected OTLP request");
-            return error_response(
-                encoding,
-                StatusCode::BAD_REQUEST,
-                GRPC_INVALID_ARGUMENT,
-                error.to_string(),
-            );
+            return error_response(encoding, StatusCode::BAD_REQUEST, GRPC_INVALID_ARGUMENT, error.to_string());
         }
         Err(join_error) => {
             metrics.request("http", "malformed");
@@ -145,11 +130,7 @@ async fn export(State(receiver): State<HttpReceiver>, headers: HeaderMap, body: 
         // serde ignores unknown keys: a snake_case body decodes to nothing without an error.
         message =
             "the body decoded to zero spans; OTLP/JSON uses camelCase keys (resourceSpans, scopeSpans)".to_string();
-        tracing::warn!(
-            transport = "http",
-            bytes = encoded_bytes,
-            "non-empty OTLP/JSON body held no spans"
-        );
+        tracing::warn!(transport = "http", bytes = encoded_bytes, "non-empty OTLP/JSON body held no spans");
     }
     if validation.rejected > 0 {
         tracing::warn!(transport = "http", rejected = validation.rejected, reasons = %message, "refused invalid spans");
@@ -159,29 +140,21 @@ async fn export(State(receiver): State<HttpReceiver>, headers: HeaderMap, body: 
         if receiver.pipeline.submit(Batch { request, queued_bytes }).is_err() {
             metrics.reject("overload", n_spans);
             metrics.request("http", "overload");
-            tracing::warn!(
-                transport = "http",
-                spans = n_spans,
-                "ingest queue full, asking the client to retry"
-            );
+            tracing::warn!(transport = "http", spans = n_spans, "ingest queue full, asking the client to retry");
             let mut response = error_response(
                 encoding,
                 StatusCode::TOO_MANY_REQUESTS,
                 GRPC_RESOURCE_EXHAUSTED,
                 "ingest queue full, retry later".into(),
             );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
         metrics.spans_received.inc_by(n_spans);
     }
     metrics.request("http", if validation.rejected > 0 { "partial" } else { "ok" });
-    let partial_success = (validation.rejected > 0 || !message.is_empty()).then_some(ExportTracePartialSuccess {
-        rejected_spans: validation.rejected as i64,
-        error_message: message,
-    });
+    let partial_success = (validation.rejected > 0 || !message.is_empty())
+        .then_some(ExportTracePartialSuccess { rejected_spans: validation.rejected as i64, error_message: message });
     success_response(encoding, ExportTraceServiceResponse { partial_success })
 }
 
@@ -208,11 +181,9 @@ fn is_length_limit(error: &axum::Error) -> bool {
 
 fn success_response(encoding: Encoding, response: ExportTraceServiceResponse) -> Response {
     match encoding {
-        Encoding::Protobuf => (
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            response.encode_to_vec(),
-        )
-            .into_response(),
+        Encoding::Protobuf => {
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], response.encode_to_vec()).into_response()
+        }
         Encoding::Json => match serde_json::to_vec(&response) {
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
@@ -223,16 +194,13 @@ fn success_response(encoding: Encoding, response: ExportTraceServiceResponse) ->
 fn error_response(encoding: Encoding, status: StatusCode, code: i32, message: String) -> Response {
     let rpc_status = RpcStatus { code, message };
     let mut response = match encoding {
-        Encoding::Protobuf => (
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            rpc_status.encode_to_vec(),
-        )
-            .into_response(),
-        Encoding::Json => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(&rpc_status).unwrap_or_default(),
-        )
-            .into_response(),
+        Encoding::Protobuf => {
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], rpc_status.encode_to_vec()).into_response()
+        }
+        Encoding::Json => {
+            ([(header::CONTENT_TYPE, "application/json")], serde_json::to_vec(&rpc_status).unwrap_or_default())
+                .into_response()
+        }
     };
     *response.status_mut() = status;
     response

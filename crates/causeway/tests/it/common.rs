@@ -27,11 +27,7 @@ impl TestServer {
         let task = tokio::spawn(server.run(async move {
             let _ = receiver.await;
         }));
-        TestServer {
-            addresses,
-            shutdown: Some(sender),
-            task: Some(task),
-        }
+        TestServer { addresses, shutdown: Some(sender), task: Some(task) }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -51,11 +47,8 @@ impl TestServer {
         let client = reqwest::Client::new();
         let mut last = serde_json::Value::Null;
         for _ in 0..100 {
-            let response = client
-                .get(self.api(&format!("/api/v1/traces/{trace_id}")))
-                .send()
-                .await
-                .expect("API answers");
+            let response =
+                client.get(self.api(&format!("/api/v1/traces/{trace_id}"))).send().await.expect("API answers");
             if response.status().is_success() {
                 last = response.json().await.expect("trace JSON");
                 if last["spans"].as_array().map_or(0, Vec::len) >= n_spans {
@@ -146,17 +139,10 @@ impl ChildServer {
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
                 .to_string()
         };
-        let addresses = ChildAddresses {
-            otlp_grpc: field("otlp_grpc"),
-            otlp_http: field("otlp_http"),
-            http: field("http"),
-        };
+        let addresses =
+            ChildAddresses { otlp_grpc: field("otlp_grpc"), otlp_http: field("otlp_http"), http: field("http") };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChildServer {
-            addresses,
-            child,
-            _dir: dir,
-        }
+        ChildServer { addresses, child, _dir: dir }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -198,11 +184,7 @@ impl ChildServer {
     pub async fn stop(mut self) {
         let pid = self.pid();
         // SIGTERM: a graceful stop, which must exit with success.
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("kill");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
         assert!(status.success());
         let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await

@@ -15,9 +15,7 @@ use crate::common::{ChildServer, metric_value};
 fn attribute(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
         ..KeyValue::default()
     }
 }
@@ -39,24 +37,15 @@ fn batch(batch: u32, n_traces: u32) -> Vec<u8> {
                 kind: if n == 1 { 2 } else { 3 },
                 start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(trace) * 1000,
                 end_time_unix_nano: 1_700_000_000_000_100_000 + u64::from(trace) * 1000,
-                attributes: vec![
-                    attribute("http.route", "/api/items/{id}"),
-                    attribute("server.address", "inventory"),
-                ],
+                attributes: vec![attribute("http.route", "/api/items/{id}"), attribute("server.address", "inventory")],
                 ..Span::default()
             });
         }
     }
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![attribute("service.name", "flood")],
-                ..Resource::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..ScopeSpans::default()
-            }],
+            resource: Some(Resource { attributes: vec![attribute("service.name", "flood")], ..Resource::default() }),
+            scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
             schema_url: String::new(),
         }],
     }
@@ -67,10 +56,9 @@ fn batch(batch: u32, n_traces: u32) -> Vec<u8> {
 async fn a_flood_stays_inside_the_memory_bound() {
     let max_memory: u64 = 24 << 20;
     let queue_bytes: u64 = 4 << 20;
-    let server = ChildServer::start(&format!(
-        "window:\n  max_memory: {max_memory}\ningest:\n  queue_bytes: {queue_bytes}\n"
-    ))
-    .await;
+    let server =
+        ChildServer::start(&format!("window:\n  max_memory: {max_memory}\ningest:\n  queue_bytes: {queue_bytes}\n"))
+            .await;
     let baseline_rss = server.rss_bytes();
     let client = reqwest::Client::new();
 
@@ -116,12 +104,7 @@ async fn a_flood_stays_inside_the_memory_bound() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let peak_rss = server.peak_rss_bytes();
-    let metrics = reqwest::get(server.api("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = reqwest::get(server.api("/metrics")).await.expect("metrics").text().await.expect("text");
     let window_memory = metric_value(&metrics, "causeway_window_memory_bytes");
     let evicted = metric_value(&metrics, "causeway_spans_evicted_total");
     let received = metric_value(&metrics, "causeway_spans_received_total");
@@ -133,26 +116,15 @@ async fn a_flood_stays_inside_the_memory_bound() {
         peaks[0]
     );
 
-    assert!(
-        window_memory <= max_memory as f64,
-        "window over its bound: {window_memory}"
-    );
+    assert!(window_memory <= max_memory as f64, "window over its bound: {window_memory}");
     assert!(evicted > 0.0, "the flood must have evicted oldest traces");
-    assert_eq!(
-        received + refused_spans,
-        3_200_000.0,
-        "every span is either received or refused, none lost silently"
-    );
+    assert_eq!(received + refused_spans, 3_200_000.0, "every span is either received or refused, none lost silently");
     assert_eq!(refused_spans, f64::from(n_refused) * 5000.0);
     // Process memory: the window bound, the queue bound, in-flight request bodies, and the
     // allocator's slack. Without the bound, 3M spans would need several hundred MiB.
     let allowed = baseline_rss + max_memory * 3 + queue_bytes * 2 + (96 << 20);
     assert!(peak_rss < allowed, "peak RSS {peak_rss} over {allowed}");
-    assert!(
-        peak_rss < peaks[0] + peaks[0] / 4,
-        "RSS kept growing with input: {} then {peak_rss}",
-        peaks[0]
-    );
+    assert!(peak_rss < peaks[0] + peaks[0] / 4, "RSS kept growing with input: {} then {peak_rss}", peaks[0]);
 
     let health = reqwest::get(server.api("/healthz")).await.expect("healthz");
     assert_eq!(health.status(), 200);

@@ -13,11 +13,7 @@ async fn run_sdk(transport: &str, endpoint: String) -> String {
         .output()
         .await
         .expect("python runs");
-    assert!(
-        output.status.success(),
-        "SDK program failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "SDK program failed: {}", String::from_utf8_lossy(&output.stderr));
     let trace_id = String::from_utf8_lossy(&output.stdout).trim().to_string();
     assert_eq!(trace_id.len(), 32, "unexpected SDK output {trace_id:?}");
     trace_id

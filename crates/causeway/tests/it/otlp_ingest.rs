@@ -105,14 +105,8 @@ async fn python_sdk_grpc_request_decodes_over_grpc() {
     let request =
         ExportTraceServiceRequest::decode(read_fixture("samples/otlp_grpc_request_payments_raw.pb").as_slice())
             .expect("reference decode");
-    let mut client = TraceServiceClient::connect(server.otlp_grpc())
-        .await
-        .expect("gRPC connects");
-    let response = client
-        .export(request.clone())
-        .await
-        .expect("export succeeds")
-        .into_inner();
+    let mut client = TraceServiceClient::connect(server.otlp_grpc()).await.expect("gRPC connects");
+    let response = client.export(request.clone()).await.expect("export succeeds").into_inner();
     assert_eq!(response.partial_success, None);
     let bodies = assert_round_trip(&server, &request).await;
     assert!(
@@ -144,38 +138,24 @@ async fn three_service_trace_reads_the_same_from_protobuf_and_json() {
     server.stop().await;
 
     let sorted = |bodies: Vec<Value>| {
-        let mut spans: Vec<Value> = bodies
-            .into_iter()
-            .flat_map(|body| body["spans"].as_array().cloned().unwrap_or_default())
-            .collect();
+        let mut spans: Vec<Value> =
+            bodies.into_iter().flat_map(|body| body["spans"].as_array().cloned().unwrap_or_default()).collect();
         spans.sort_by_key(|span| span["span_id"].as_str().map(str::to_string));
         spans
     };
     let (from_protobuf, from_json) = (sorted(from_protobuf), sorted(from_json));
-    assert_eq!(
-        from_protobuf, from_json,
-        "protobuf and JSON must decode to the same spans"
-    );
+    assert_eq!(from_protobuf, from_json, "protobuf and JSON must decode to the same spans");
 
-    let charge = from_json
-        .iter()
-        .find(|span| span["name"] == "Charge")
-        .expect("payments span");
+    let charge = from_json.iter().find(|span| span["name"] == "Charge").expect("payments span");
     assert_eq!(charge["service"], "payments");
     assert_eq!(charge["kind"], "server");
     assert_eq!(charge["status"], "error");
     assert_eq!(charge["error"], true);
     assert!(charge["exception_type"].is_string(), "exception event kept: {charge}");
-    let call = from_json
-        .iter()
-        .find(|span| span["name"] == "POST checkout")
-        .expect("frontend client span");
+    let call = from_json.iter().find(|span| span["name"] == "POST checkout").expect("frontend client span");
     assert_eq!(call["callee"], "checkout");
     assert_eq!(call["resource"]["deployment.environment.name"], "probe");
-    let entry = from_json
-        .iter()
-        .find(|span| span["name"] == "GET /checkout")
-        .expect("entry span");
+    let entry = from_json.iter().find(|span| span["name"] == "GET /checkout").expect("entry span");
     assert_eq!(entry["route"], "/checkout");
     assert!(entry.get("parent_span_id").is_none());
 }
@@ -183,10 +163,7 @@ async fn three_service_trace_reads_the_same_from_protobuf_and_json() {
 #[tokio::test]
 async fn js_exporter_json_decodes_with_numbers_and_statuses() {
     let server = TestServer::start("{}").await;
-    for name in [
-        "samples/otlp_http_body_js_raw.json",
-        "samples/otlp_trace_js_exporter_sample.json",
-    ] {
+    for name in ["samples/otlp_http_body_js_raw.json", "samples/otlp_trace_js_exporter_sample.json"] {
         let body = read_fixture(name);
         let request: ExportTraceServiceRequest = serde_json::from_slice(&body).expect("reference JSON decode");
         let response = post(&server, "application/json", body).await;
@@ -247,21 +224,12 @@ async fn malformed_input_gets_a_clear_4xx_and_the_next_request_succeeds() {
     let (status, message) =
         error_message(post(&server, "application/json", b"{\"resourceSpans\": [".to_vec()).await).await;
     assert_eq!(status, 400);
-    assert!(
-        message.contains("malformed OTLP/JSON") && message.contains("line 1"),
-        "{message}"
-    );
+    assert!(message.contains("malformed OTLP/JSON") && message.contains("line 1"), "{message}");
 
     // Wrong content type.
     let response = post(&server, "text/plain", b"hello".to_vec()).await;
     assert_eq!(response.status(), 415);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("unsupported content type")
-    );
+    assert!(response.text().await.expect("body").contains("unsupported content type"));
 
     // Oversized body.
     let (status, message) = error_message(post(&server, "application/json", vec![b' '; 70 * 1024]).await).await;
@@ -277,17 +245,8 @@ async fn malformed_input_gets_a_clear_4xx_and_the_next_request_succeeds() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("JSON response");
     // int64 fields may be JSON numbers or strings (OTLP/JSON).
-    assert_eq!(
-        body["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'),
-        "1",
-        "{body}"
-    );
-    assert!(
-        body["partialSuccess"]["errorMessage"]
-            .as_str()
-            .expect("message")
-            .contains("invalid traceId")
-    );
+    assert_eq!(body["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'), "1", "{body}");
+    assert!(body["partialSuccess"]["errorMessage"].as_str().expect("message").contains("invalid traceId"));
 
     // Ids that are not hex are a malformed body.
     let mut not_hex =
@@ -303,76 +262,43 @@ async fn malformed_input_gets_a_clear_4xx_and_the_next_request_succeeds() {
         br#"{"resource_spans":[{"scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c"}]}]}]}"#;
     let response = post(&server, "application/json", snake.to_vec()).await;
     let body: Value = response.json().await.expect("JSON response");
-    assert!(
-        body["partialSuccess"]["errorMessage"]
-            .as_str()
-            .expect("warning")
-            .contains("camelCase"),
-        "{body}"
-    );
+    assert!(body["partialSuccess"]["errorMessage"].as_str().expect("warning").contains("camelCase"), "{body}");
 
     // The server still ingests valid data afterwards.
     assert_eq!(post(&server, "application/x-protobuf", valid).await.status(), 200);
     assert_round_trip(&server, &request).await;
 
-    let metrics = reqwest::get(server.api("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("causeway_spans_rejected_total{reason=\"invalid\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("causeway_otlp_requests_total{transport=\"http\",outcome=\"malformed\"} 3"),
-        "{metrics}"
-    );
+    let metrics = reqwest::get(server.api("/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("causeway_spans_rejected_total{reason=\"invalid\"} 1"), "{metrics}");
+    assert!(metrics.contains("causeway_otlp_requests_total{transport=\"http\",outcome=\"malformed\"} 3"), "{metrics}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn malformed_grpc_messages_are_refused_and_the_server_keeps_serving() {
     let server = TestServer::start("{}").await;
-    let mut client = TraceServiceClient::connect(server.otlp_grpc())
-        .await
-        .expect("gRPC connects");
+    let mut client = TraceServiceClient::connect(server.otlp_grpc()).await.expect("gRPC connects");
     let mut request =
         ExportTraceServiceRequest::decode(read_fixture("samples/otlp_trace_3svc.pb").as_slice()).expect("decode");
     request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![1, 2, 3];
-    let response = client
-        .export(request.clone())
-        .await
-        .expect("partial success is still OK")
-        .into_inner();
+    let response = client.export(request.clone()).await.expect("partial success is still OK").into_inner();
     let partial = response.partial_success.expect("partial success reported");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(
-        partial.error_message.contains("invalid spanId"),
-        "{}",
-        partial.error_message
-    );
+    assert!(partial.error_message.contains("invalid spanId"), "{}", partial.error_message);
 
     // Raw garbage on the wire: tonic's decoder refuses it.
     let garbage = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
         .expect("client")
-        .post(format!(
-            "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            server.otlp_grpc()
-        ))
+        .post(format!("{}/opentelemetry.proto.collector.trace.v1.TraceService/Export", server.otlp_grpc()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(vec![0u8, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff])
         .send()
         .await
         .expect("gRPC answers");
-    let grpc_status = garbage
-        .headers()
-        .get("grpc-status")
-        .map(|value| value.to_str().unwrap_or("").to_string());
+    let grpc_status = garbage.headers().get("grpc-status").map(|value| value.to_str().unwrap_or("").to_string());
     assert!(grpc_status.is_some_and(|code| code != "0"), "garbage must not be OK");
 
     request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![9, 9, 9, 9, 9, 9, 9, 9];
