@@ -284,10 +284,9 @@ mod tests {
             parse_webhook(&sample("alertmanager_webhook_sample_resolved.json")).expect("resolved sample parses");
         assert!(!resolved[0].firing);
         assert!(resolved[0].ends_at.is_some_and(|end| end > resolved[0].starts_at), "nanosecond endsAt parsed");
-        assert_eq!(resolved[0].id, firing[0].id, "resolve matches what it opened");
-
         let manual =
             parse_webhook(&sample("alertmanager_webhook_sample_manual_v2_post.json")).expect("manual sample parses");
+        assert_eq!(resolved[0].id, manual[0].id, "the resolved notification matches the alert it resolves");
         let symptom = mapping().symptom(&manual[0]);
         assert!(!symptom.may_page, "severity warning only notifies");
         assert_eq!(symptom.service(), Some("payments"));
