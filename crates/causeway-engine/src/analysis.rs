@@ -134,7 +134,7 @@ pub struct NaivePicks {
     pub slowest_span: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct CausalEdge {
     pub from: String,
     pub to: String,

@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, CausalEdge, CauseKind, SymptomKind};
 use crate::model::{Nanos, TraceId};
 use crate::ownership::{Owner, OwnerSource, Ownership};
 
 /// Thresholds of the decision, configurable (`routing:` in causeway.yaml).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     pub min_traces: usize,
     pub dominant_share: f64,
@@ -30,7 +30,7 @@ impl Default for Thresholds {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     InsufficientEvidence,
@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// A cause the decision pages for.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
     pub component: String,
     pub kind: CauseKind,
@@ -53,7 +53,7 @@ pub struct Cause {
 }
 
 /// A ranked candidate as shown to people.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankedCandidate {
     pub component: String,
     pub kind: CauseKind,
@@ -71,7 +71,7 @@ pub struct RankedCandidate {
 }
 
 /// What to page and why. Serialized into the store, the API and replay reports.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub at: Nanos,
     pub outcome: Outcome,
@@ -96,7 +96,7 @@ pub struct Decision {
 
 /// The teams three naive routers would page: the symptom's owner (static routing), the owner of
 /// the deepest erroring span, the owner of the slowest span.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NaiveTeams {
     pub static_team: String,
     pub deepest_error: Option<String>,

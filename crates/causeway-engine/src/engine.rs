@@ -131,7 +131,7 @@ impl Engine {
             changes: Vec::new(),
             versions: VersionTracker::default(),
             slo,
-            last_slo_evaluation: Nanos::MIN,
+            last_slo_evaluation: 0,
         }
     }
 
@@ -240,7 +240,7 @@ impl Engine {
     pub fn tick(&mut self, now: Nanos) {
         self.now = self.now.max(now);
         self.window.advance(self.now);
-        if self.config.slo_symptoms && self.now - self.last_slo_evaluation >= SLO_EVALUATION_PERIOD {
+        if self.config.slo_symptoms && self.now.saturating_sub(self.last_slo_evaluation) >= SLO_EVALUATION_PERIOD {
             self.last_slo_evaluation = self.now - self.now.rem_euclid(SLO_EVALUATION_PERIOD);
             for event in self.slo.evaluate(self.now) {
                 match event {
@@ -452,7 +452,7 @@ impl Engine {
         let pending = std::mem::take(&mut self.pending);
         for item in pending {
             let plan = self.plan(&item.symptom);
-            let waited = self.now - item.symptom.fired_at;
+            let waited = self.now.saturating_sub(item.symptom.fired_at);
             if plan.query.is_some()
                 && waited < self.config.routing.evidence_wait
                 && !self.has_enough_evidence(&item.symptom, &plan)

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::SymptomKind;
 use crate::decide::Decision;
 use crate::model::Nanos;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
     Open,
@@ -29,7 +29,7 @@ impl IncidentState {
 }
 
 /// What a symptom is about.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum SymptomTarget {
     Journey {
@@ -44,7 +44,7 @@ pub enum SymptomTarget {
 }
 
 /// Where a symptom came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum SymptomSource {
     /// The journey's own burn-rate alert.
@@ -56,7 +56,7 @@ pub enum SymptomSource {
 }
 
 /// A symptom as the engine receives it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Symptom {
     /// Stable identity: the same id firing again is the same symptom (idempotence).
     pub id: String,
@@ -89,7 +89,7 @@ impl Symptom {
 }
 
 /// A symptom attached to an incident.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SymptomRecord {
     pub symptom: Symptom,
     pub resolved_at: Option<Nanos>,
@@ -98,7 +98,7 @@ pub struct SymptomRecord {
 }
 
 /// One delivery the engine asks for. The binary writes these into the outbox.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Effect {
     pub incident_id: String,
     pub team: String,
@@ -107,7 +107,7 @@ pub struct Effect {
     pub note: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Ring the team's pager.
@@ -132,14 +132,14 @@ impl Action {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     pub at: Nanos,
     pub kind: String,
     pub text: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reroute {
     pub at: Nanos,
     pub from: Vec<String>,
@@ -147,7 +147,7 @@ pub struct Reroute {
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
     pub state: IncidentState,

@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an ownership fact came from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "source", content = "detail")]
 pub enum OwnerSource {
     Catalog,
@@ -48,7 +48,7 @@ impl OwnerSource {
 }
 
 /// What the sources say about one component.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Component {
     pub team: Option<String>,
     pub source: Option<OwnerSource>,
@@ -60,7 +60,7 @@ pub struct Component {
 }
 
 /// Two sources naming different teams for one component. The earlier source wins.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     pub component: String,
     pub kept_team: String,
@@ -70,13 +70,13 @@ pub struct Conflict {
 }
 
 /// An owner with the reason it is the owner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub team: String,
     pub source: OwnerSource,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ownership {
     pub components: BTreeMap<String, Component>,
     pub teams: BTreeSet<String>,

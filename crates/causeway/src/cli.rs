@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::server::Server;
+use crate::server::{ServeOptions, Server};
 
 #[derive(Parser, Debug)]
 #[command(name = "causeway", version, about = "Pages the team closest to the problem")]
@@ -23,6 +23,12 @@ pub enum Command {
         /// Configuration file (every key has a default; without a file the defaults apply).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where durable state lives (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Record everything received as a replay bundle in this directory.
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Backtest: run a recorded bundle through the engine on event time and report what it
     /// would have paged, against static routing.
@@ -71,12 +77,12 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
-            let config = match config {
-                Some(path) => Config::load(&path)?,
+        Command::Serve { config: config_path, data_dir, record } => {
+            let config = match &config_path {
+                Some(path) => Config::load(path)?,
                 None => Config::default(),
             };
-            serve(config)?;
+            serve(config, ServeOptions { data_dir, record, config_path })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { bundle, output, format, quiet } => {
@@ -152,11 +158,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(config).await?;
+        let server = Server::bind_with(config, options).await?;
         let addresses = server.addresses()?;
         // One stable line on stdout that scripts and tests wait for.
         println!("causeway listening {addresses}");

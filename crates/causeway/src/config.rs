@@ -35,6 +35,10 @@ pub struct Config {
     #[serde(default)]
     pub alerts: AlertsSection,
     #[serde(default)]
+    pub notifiers: crate::notifiers::NotifiersSection,
+    #[serde(default)]
+    pub ui: UiSection,
+    #[serde(default)]
     pub auth: Option<AuthSection>,
     /// Where the file was read from; relative paths inside it resolve against its directory.
     #[serde(skip)]
@@ -53,6 +57,8 @@ impl Default for Config {
             journeys: Vec::new(),
             routing: RoutingSection::default(),
             alerts: AlertsSection::default(),
+            notifiers: crate::notifiers::NotifiersSection::default(),
+            ui: UiSection::default(),
             auth: None,
             base_dir: PathBuf::from("."),
         }
@@ -264,6 +270,14 @@ impl Default for AlertsSection {
     fn default() -> Self {
         AlertsSection { paging_severities: default_paging_severities() }
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    /// The URL people open the UI at (incident links in pages). Default: `http://<listen.http>`.
+    #[serde(default)]
+    pub external_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,44 +14,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use causeway_engine::{Engine, IncomingSpan, Nanos};
+use causeway_engine::Nanos;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::metrics::Metrics;
-use crate::receivers::otlp::{self, ConvertOptions};
 
-/// State read by the API and written by the pipeline thread.
-pub struct Core {
-    pub engine: Engine,
-    convert: ConvertOptions,
-}
-
-impl std::fmt::Debug for Core {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("engine", &self.engine).finish()
-    }
-}
-
-impl Core {
-    pub fn new(engine: Engine, convert: ConvertOptions) -> Core {
-        Core { engine, convert }
-    }
-
-    /// Converts and inserts one batch that arrived at `now`. Returns the number of spans inserted.
-    pub fn ingest(&mut self, now: Nanos, request: &ExportTraceServiceRequest) -> usize {
-        let mut spans: Vec<IncomingSpan> = Vec::with_capacity(otlp::count_spans(request) as usize);
-        otlp::convert(request, &self.convert, self.engine.dictionary_mut(), &mut spans);
-        let n_spans = spans.len();
-        self.engine.ingest(now, spans);
-        n_spans
-    }
-}
+pub use crate::state::Core;
 
 /// A decoded, validated export request waiting for the pipeline.
 #[derive(Debug)]
 pub struct Batch {
     pub request: ExportTraceServiceRequest,
-    /// Decoded size ([`otlp::decoded_bytes`]), charged against the queue budget until the
+    /// Decoded size ([`crate::receivers::otlp::decoded_bytes`]), charged against the queue budget until the
     /// batch is processed.
     pub queued_bytes: usize,
 }
@@ -149,6 +123,7 @@ pub fn wall_clock_nanos() -> Nanos {
 const TICK: Duration = Duration::from_secs(1);
 
 fn run(receiver: Receiver<Event>, shared: &Shared) {
+    let mut last_tick = wall_clock_nanos();
     loop {
         match receiver.recv_timeout(TICK) {
             Ok(Event::Spans(batch)) => {
@@ -163,12 +138,16 @@ fn run(receiver: Receiver<Event>, shared: &Shared) {
                 shared.metrics.ingest_queue_bytes.set(bytes as i64);
                 shared.metrics.ingest_queue_batches.set(batches as i64);
             }
-            Err(RecvTimeoutError::Timeout) => {
-                let mut core = shared.core();
-                core.engine.tick(wall_clock_nanos());
-                publish_window_gauges(shared, &core);
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Time passes under load too: tick at least once a second.
+        let now = wall_clock_nanos();
+        if now - last_tick >= TICK.as_nanos() as Nanos {
+            last_tick = now;
+            let mut core = shared.core();
+            core.tick(now);
+            publish_window_gauges(shared, &core);
         }
     }
 }

@@ -1,34 +1,74 @@
 //! The HTTP API (`/api/v1/...`), `/healthz` and `/metrics`.
 //!
 //! Handlers read shared state and return JSON; every failure is an [`ApiError`] with a stable
-//! `code`. **Invariant:** no handler mutates the engine directly; writes go through the pipeline.
+//! `code`. Writes (alerts, commands, changes) go through the [`crate::state::Core`], under its
+//! lock, on a blocking thread (they may run an analysis). When `auth.token_env` is configured
+//! every `/api/v1` route needs `Authorization: Bearer`; alert intake takes the ingest token
+//! when one is configured. Write routes refuse cross-site browser requests.
+
+mod alerts;
+mod incidents;
+mod journeys;
+mod traces;
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use causeway_engine::{Dictionary, Span, SpanKind, TraceId, TraceSource, TraceView, topology::Topology};
-use serde::Serialize;
+use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::auth::{Secret, bearer_matches};
+use crate::notifiers::worker::SharedStore;
+use crate::ownership::LoadedOwnership;
 use crate::pipeline::Pipeline;
+pub use traces::SpanBody;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApiState {
     pub pipeline: Pipeline,
+    /// Bearer token for the API, when configured.
     pub token: Option<Secret>,
+    /// Bearer token for alert intake (the ingest token, else the API token).
+    pub ingest_token: Option<Secret>,
+    pub store: SharedStore,
+    pub ownership: Arc<LoadedOwnership>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
 }
 
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
-        .route("/api/v1/traces/{trace_id}", get(get_trace))
-        .route("/api/v1/services", get(get_services))
+        .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route("/api/v1/services", get(traces::get_services))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::detail))
+        .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/incidents/{id}/reroute", post(incidents::reroute))
+        .route("/api/v1/journeys", get(journeys::list))
+        .route("/api/v1/changes", get(journeys::list_changes).post(journeys::post_changes))
+        .route("/api/v1/teams", get(journeys::teams))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).merge(api).with_state(state)
+    let intake = Router::new()
+        .route("/api/v1/alerts/alertmanager", post(alerts::alertmanager_webhook))
+        .route("/api/v2/alerts", post(alerts::prometheus_v2))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ingest_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .merge(intake)
+        .layer(middleware::from_fn(refuse_cross_site_writes))
+        .with_state(state)
 }
 
 /// An API failure: HTTP status, a stable machine-readable code and a message for people.
@@ -42,6 +82,14 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
 
@@ -66,6 +114,41 @@ async fn require_token(
     next.run(request).await
 }
 
+async fn require_ingest_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.ingest_token {
+        if !bearer_matches(&headers, token) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Browsers mark cross-site requests (`Sec-Fetch-Site`) and send `Origin`: a write from another
+/// site is refused, so a page elsewhere cannot make a logged-in browser acknowledge or reroute.
+async fn refuse_cross_site_writes(headers: HeaderMap, request: axum::extract::Request, next: Next) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let cross_site = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok()) == Some("cross-site");
+        let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+        let foreign_origin = match (headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()), host) {
+            (Some(origin), Some(host)) => {
+                let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+                origin != "null" && origin_host != host
+            }
+            _ => false,
+        };
+        if cross_site || foreign_origin {
+            return ApiError::new(StatusCode::FORBIDDEN, "cross_site", "cross-site write refused").into_response();
+        }
+    }
+    next.run(request).await
+}
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -75,148 +158,31 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-#[derive(Serialize)]
-struct TraceBody {
-    trace_id: TraceId,
-    spans: Vec<SpanBody>,
+/// Runs `work` on the core on a blocking thread (analysis can take tens of milliseconds).
+pub async fn with_core<T: Send + 'static>(
+    state: &ApiState,
+    work: impl FnOnce(&mut crate::state::Core) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let shared = state.pipeline.shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut core = shared.core();
+        work(&mut core)
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("worker failed: {error}")))
 }
 
-/// A span as the API shows it: strings resolved, absent values omitted.
-#[derive(Serialize)]
-pub struct SpanBody {
-    pub span_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_span_id: Option<String>,
-    pub service: String,
-    pub name: String,
-    /// The recorded kind.
-    pub kind: SpanKind,
-    /// The kind used by analysis (inferred when the recorded one is unspecified).
-    pub effective_kind: SpanKind,
-    pub start_unix_nano: i64,
-    pub end_unix_nano: i64,
-    pub duration_ms: f64,
-    pub status: causeway_engine::StatusCode,
-    pub error: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rpc_status: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub callee: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exception_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exception_message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub db_statement: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub links: Vec<serde_json::Value>,
-    pub resource: serde_json::Map<String, serde_json::Value>,
-}
-
-impl SpanBody {
-    pub fn new(view: &TraceView<'_>, index: usize) -> SpanBody {
-        let span: &Span = view.span(index);
-        let dictionary: &Dictionary = view.dictionary;
-        let text = |symbol: causeway_engine::Symbol| symbol.is_some().then(|| dictionary.str(symbol).to_string());
-        let resource = dictionary.resources.get(span.resource);
-        let mut resource_body = serde_json::Map::new();
-        for (key, symbol) in [
-            ("service.namespace", resource.namespace),
-            ("service.version", resource.version),
-            ("service.instance.id", resource.instance),
-            ("k8s.pod.name", resource.pod),
-            ("host.name", resource.host),
-            ("cloud.availability_zone", resource.zone),
-            ("deployment.environment.name", resource.environment),
-            ("team", resource.team),
-        ] {
-            if let Some(value) = text(symbol) {
-                resource_body.insert(key.to_string(), value.into());
-            }
-        }
-        SpanBody {
-            span_id: span.span_id.to_string(),
-            parent_span_id: (!span.parent_span_id.is_none()).then(|| span.parent_span_id.to_string()),
-            service: dictionary.service_name(span).to_string(),
-            name: dictionary.str(span.name).to_string(),
-            kind: span.kind,
-            effective_kind: view.kind(index),
-            start_unix_nano: span.start,
-            end_unix_nano: span.end,
-            duration_ms: span.duration() as f64 / 1e6,
-            status: span.status,
-            error: view.is_error(index),
-            http_status: (span.http_status != 0).then_some(span.http_status),
-            rpc_status: span.has_rpc_status().then_some(span.rpc_status),
-            route: text(span.route),
-            callee: text(span.callee),
-            error_type: text(span.error_type),
-            exception_type: text(span.exception_type),
-            exception_message: text(span.exception_message),
-            db_statement: text(span.db_statement),
-            links: span
-                .links
-                .iter()
-                .flat_map(|links| links.iter())
-                .map(|link| json!({"trace_id": link.trace_id.to_string(), "span_id": link.span_id.to_string()}))
-                .collect(),
-            resource: resource_body,
-        }
-    }
-}
-
-async fn get_trace(State(state): State<ApiState>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
-    let parsed = TraceId::from_hex(&trace_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_trace_id",
-            format!("{trace_id:?} is not a trace id (32 hex digits)"),
-        )
-    })?;
-    let core = state.pipeline.shared.core();
-    let window = core.engine.window();
-    let spans = window.trace(&parsed).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "trace_not_found", format!("trace {trace_id} is not in the window"))
-    })?;
-    let view = TraceView::new(spans, window.dictionary());
-    let body =
-        TraceBody { trace_id: parsed, spans: (0..view.len()).map(|index| SpanBody::new(&view, index)).collect() };
-    Ok(Json(body).into_response())
-}
-
-async fn get_services(State(state): State<ApiState>) -> Json<serde_json::Value> {
-    let core = state.pipeline.shared.core();
-    let window = core.engine.window();
-    let mut topology = Topology::default();
-    for (_, spans) in window.traces() {
-        topology.observe(&TraceView::new(spans, window.dictionary()));
-    }
-    let dictionary = window.dictionary();
-    let services: Vec<_> = topology
-        .nodes
-        .iter()
-        .map(|(name, stats)| {
-            json!({
-                "name": dictionary.str(*name),
-                "uninstrumented": stats.uninstrumented,
-                "spans": stats.spans,
-                "requests": stats.requests,
-                "errors": stats.errors,
-            })
-        })
-        .collect();
-    let calls: Vec<_> = topology
-        .edges
-        .iter()
-        .map(|((caller, callee), stats)| {
-            json!({"caller": dictionary.str(*caller), "callee": dictionary.str(*callee), "calls": stats.calls, "errors": stats.errors})
-        })
-        .collect();
-    Json(json!({"services": services, "calls": calls}))
+/// Runs `work` on the store on a blocking thread.
+pub async fn with_store<T: Send + 'static>(
+    state: &ApiState,
+    work: impl FnOnce(&dyn causeway_store::Store) -> Result<T, causeway_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let guard = crate::notifiers::worker::lock(&store);
+        work(guard.as_ref())
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("worker failed: {error}")))?
+    .map_err(|error| ApiError::internal(error.to_string()))
 }

@@ -10,6 +10,7 @@ use causeway::server::{BoundAddresses, Server};
 
 pub struct TestServer {
     pub addresses: BoundAddresses,
+    pub data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -21,13 +22,15 @@ impl TestServer {
         config.listen.otlp_grpc = "127.0.0.1:0".parse().expect("address");
         config.listen.otlp_http = "127.0.0.1:0".parse().expect("address");
         config.listen.http = "127.0.0.1:0".parse().expect("address");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        config.data_dir = data_dir.path().to_path_buf();
         let server = Server::bind(config).await.expect("bind loopback ports");
         let addresses = server.addresses().expect("bound addresses");
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = receiver.await;
         }));
-        TestServer { addresses, shutdown: Some(sender), task: Some(task) }
+        TestServer { addresses, data_dir, shutdown: Some(sender), task: Some(task) }
     }
 
     pub fn api(&self, path: &str) -> String {
