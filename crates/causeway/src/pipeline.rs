@@ -53,6 +53,14 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The metrics text, with the queue gauges read from the queue's counters now (they change
+    /// on several threads; reading them at render time keeps the gauges exact).
+    pub fn render_metrics(&self) -> String {
+        self.metrics.ingest_queue_bytes.set(self.queued_bytes.load(Ordering::SeqCst) as i64);
+        self.metrics.ingest_queue_batches.set(self.queued_batches.load(Ordering::SeqCst) as i64);
+        self.metrics.render()
+    }
+
     /// Locks the core for reading or writing. A poisoned lock (a panic elsewhere) is recovered:
     /// the window's invariants hold between calls.
     pub fn core(&self) -> MutexGuard<'_, Core> {
@@ -99,13 +107,9 @@ impl Pipeline {
             return Err(Overloaded);
         }
         // Counted before sending: the pipeline thread may process the batch at once.
-        let batches = self.shared.queued_batches.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.queued_batches.fetch_add(1, Ordering::SeqCst);
         match self.sender.try_send(Event::Spans(batch)) {
-            Ok(()) => {
-                self.shared.metrics.ingest_queue_batches.set(batches as i64);
-                self.shared.metrics.ingest_queue_bytes.set((previous + bytes) as i64);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
                 self.shared.queued_batches.fetch_sub(1, Ordering::SeqCst);
@@ -133,10 +137,8 @@ fn run(receiver: Receiver<Event>, shared: &Shared) {
                     core.ingest(now, &batch.request);
                     publish_window_gauges(shared, &core);
                 }
-                let bytes = shared.queued_bytes.fetch_sub(batch.queued_bytes, Ordering::SeqCst) - batch.queued_bytes;
-                let batches = shared.queued_batches.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-                shared.metrics.ingest_queue_bytes.set(bytes as i64);
-                shared.metrics.ingest_queue_batches.set(batches as i64);
+                shared.queued_bytes.fetch_sub(batch.queued_bytes, Ordering::SeqCst);
+                shared.queued_batches.fetch_sub(1, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

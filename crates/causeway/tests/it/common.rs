@@ -97,11 +97,13 @@ pub fn python() -> PathBuf {
     path
 }
 
-/// `causeway serve` as a child process, for tests that measure or kill the process.
+/// `causeway serve` as a child process, for tests that measure, kill or restart the process,
+/// or need environment variables (secrets) set for it.
 pub struct ChildServer {
     pub addresses: ChildAddresses,
     child: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 pub struct ChildAddresses {
@@ -112,40 +114,33 @@ pub struct ChildAddresses {
 
 impl ChildServer {
     pub async fn start(yaml: &str) -> ChildServer {
-        use tokio::io::AsyncBufReadExt;
+        ChildServer::start_with(yaml, &[], &[]).await
+    }
+
+    /// Starts with extra environment variables and files written next to the configuration.
+    pub async fn start_with(yaml: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> ChildServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("causeway.yaml");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write file");
+        }
         let yaml = format!(
             "{yaml}\nlisten:\n  otlp_grpc: 127.0.0.1:0\n  otlp_http: 127.0.0.1:0\n  http: 127.0.0.1:0\ndata_dir: {}\n",
             dir.path().join("data").display()
         );
-        std::fs::write(&config, yaml).expect("write config");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_causeway"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log file"))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn causeway serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("server starts within 30 s")
-            .expect("read stdout")
-            .expect("server printed its addresses");
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|part| part.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .to_string()
-        };
-        let addresses =
-            ChildAddresses { otlp_grpc: field("otlp_grpc"), otlp_http: field("otlp_http"), http: field("http") };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChildServer { addresses, child, _dir: dir }
+        std::fs::write(dir.path().join("causeway.yaml"), yaml).expect("write config");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, addresses) = spawn_server(dir.path(), &env).await;
+        ChildServer { addresses, child, dir, env }
+    }
+
+    /// `kill -9`, then start again on the same configuration and data directory.
+    pub async fn kill_and_restart(mut self) -> ChildServer {
+        let pid = self.pid();
+        let status = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill");
+        assert!(status.success());
+        let _ = self.child.wait().await;
+        let (child, addresses) = spawn_server(self.dir.path(), &self.env).await;
+        ChildServer { addresses, child, dir: self.dir, env: self.env }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -156,9 +151,9 @@ impl ChildServer {
         format!("http://{}/v1/traces", self.addresses.otlp_http)
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged so far (all runs).
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -195,6 +190,46 @@ impl ChildServer {
             .expect("wait");
         assert!(exit.success(), "server exited with {exit}");
     }
+}
+
+async fn spawn_server(dir: &Path, env: &[(String, String)]) -> (tokio::process::Child, ChildAddresses) {
+    use tokio::io::AsyncBufReadExt;
+    let log = std::fs::File::options().create(true).append(true).open(dir.join("server.log")).expect("log file");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_causeway"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("causeway.yaml"))
+        .env("CAUSEWAY_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn causeway serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("server starts within 30 s")
+        .expect("read stdout")
+        .unwrap_or_else(|| {
+            panic!(
+                "server exited before listening: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            )
+        });
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|part| part.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            .to_string()
+    };
+    let addresses =
+        ChildAddresses { otlp_grpc: field("otlp_grpc"), otlp_http: field("otlp_http"), http: field("http") };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addresses)
 }
 
 /// Reads one sample's value from Prometheus text (0 when absent).

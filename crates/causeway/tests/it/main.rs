@@ -5,3 +5,5 @@ mod common;
 mod flood;
 mod otel_sdk;
 mod otlp_ingest;
+mod paging;
+mod receivers;
