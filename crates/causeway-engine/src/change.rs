@@ -31,21 +31,26 @@ pub struct Change {
 /// Remembers versions seen per service and reports new ones.
 #[derive(Debug, Default, Clone)]
 pub struct VersionTracker {
-    seen_resources: usize,
+    checked: std::collections::HashSet<crate::model::ResourceId>,
     versions: BTreeMap<String, BTreeSet<String>>,
     latest: BTreeMap<String, String>,
 }
 
 impl VersionTracker {
-    /// Checks resources added to `dictionary` since the last call; `spans` are the batch that
-    /// introduced them (for the time of the first span of a new version).
+    /// Checks the resources of `spans` not seen before: a service version never seen is a deploy,
+    /// dated by the earliest start among the batch's spans of that resource.
     pub fn detect(&mut self, dictionary: &Dictionary, spans: &[&Span]) -> Vec<Change> {
         let mut changes = Vec::new();
-        let n_resources = dictionary.resources.len();
-        if n_resources == self.seen_resources {
-            return changes;
+        let mut fresh: BTreeMap<crate::model::ResourceId, Nanos> = BTreeMap::new();
+        for span in spans {
+            if !self.checked.contains(&span.resource) {
+                let start = fresh.entry(span.resource).or_insert(span.start);
+                *start = (*start).min(span.start);
+            }
         }
-        for (id, resource) in dictionary.resources.iter().skip(self.seen_resources) {
+        for (id, at) in fresh {
+            self.checked.insert(id);
+            let resource = dictionary.resources.get(id);
             if resource.version.is_none() {
                 continue;
             }
@@ -61,7 +66,6 @@ impl VersionTracker {
             if first_time {
                 continue; // the first version seen is where we start, not a deploy
             }
-            let at = spans.iter().filter(|span| span.resource == id).map(|span| span.start).min().unwrap_or(0);
             changes.push(Change {
                 summary: format!(
                     "{service} {} seen in spans{}",
@@ -77,7 +81,6 @@ impl VersionTracker {
                 previous_version: previous,
             });
         }
-        self.seen_resources = n_resources;
         changes
     }
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::analysis::{self, Analysis, EvidenceQuery, SymptomKind};
+use crate::brief::{Brief, BriefInput};
 use crate::change::{Change, VersionTracker};
 use crate::decide::{self, Decision, DecisionContext, Outcome, Thresholds};
 use crate::incident::{Action, Effect, Incident, IncidentState, Symptom, SymptomRecord, SymptomSource, SymptomTarget};
@@ -473,7 +474,37 @@ impl Engine {
         let plan = self.plan(&symptom);
         let (analysis, decision) = self.evaluate(&symptom, &plan);
         let kind = analysis.as_ref().and(decision.symptom_kind);
-        self.apply(symptom, decision, kind, &plan);
+        let brief = self.brief(&symptom, &plan, analysis.as_ref(), &decision);
+        self.apply(symptom, decision, kind, &plan, brief);
+    }
+
+    /// The investigation brief for a decision (SPEC §4.7).
+    fn brief(&self, symptom: &Symptom, plan: &Plan, analysis: Option<&Analysis>, decision: &Decision) -> Brief {
+        let journey =
+            symptom.journey().and_then(|name| self.config.journeys.iter().find(|journey| journey.name == name));
+        let (onset, baseline, entry) = match &plan.query {
+            Some(query) => (
+                query.from,
+                (query.baseline_from, query.baseline_to),
+                Some((query.entry_service.clone(), query.entry_operation.clone())),
+            ),
+            None => (symptom.fired_at, (symptom.fired_at, symptom.fired_at), None),
+        };
+        crate::brief::build(&BriefInput {
+            source: &self.window,
+            analysis,
+            decision,
+            journey,
+            journeys: &self.config.journeys,
+            slo: &self.slo,
+            changes: &self.changes,
+            past: &self.incidents,
+            ownership: &self.ownership,
+            onset,
+            baseline,
+            entry,
+            now: self.now.max(symptom.fired_at),
+        })
     }
 
     /// What a symptom is about: where to look, and who owns the symptom itself.
@@ -536,7 +567,8 @@ impl Engine {
     /// that was open then (a baseline must be healthy).
     fn baseline_window(&self, onset: Nanos) -> (Nanos, Nanos) {
         let length = self.config.routing.baseline;
-        let mut end = onset;
+        // A gap before the evidence window: symptoms fire some time after the real onset.
+        let mut end = onset - self.config.routing.min_lookback;
         for incident in &self.incidents {
             let open_until = incident.resolved_at.unwrap_or(Nanos::MAX);
             if incident.opened_at < end && open_until > end - length {
@@ -618,7 +650,14 @@ impl Engine {
         (Some(analysis), decision)
     }
 
-    fn apply(&mut self, symptom: Symptom, decision: Decision, analysed_kind: Option<SymptomKind>, plan: &Plan) {
+    fn apply(
+        &mut self,
+        symptom: Symptom,
+        decision: Decision,
+        analysed_kind: Option<SymptomKind>,
+        plan: &Plan,
+        brief: Brief,
+    ) {
         let at = self.now.max(symptom.fired_at);
         let cause_components: Vec<String> = decision.causes.iter().map(|cause| cause.component.clone()).collect();
         let record = SymptomRecord { symptom: symptom.clone(), resolved_at: None, analysed_kind };
@@ -645,6 +684,7 @@ impl Engine {
             effects: Vec::new(),
             reroutes: Vec::new(),
             timeline: Vec::new(),
+            brief: Some(brief),
         };
         incident.log(symptom.fired_at, "symptom", format!("symptom fired: {}", symptom.summary));
         incident.log(at, "decision", decision.reasons.join("; "));

@@ -168,6 +168,9 @@ pub struct Incident {
     pub effects: Vec<Effect>,
     pub reroutes: Vec<Reroute>,
     pub timeline: Vec<TimelineEvent>,
+    /// The investigation brief, built when the incident opened.
+    #[serde(default)]
+    pub brief: Option<crate::brief::Brief>,
 }
 
 impl Incident {

@@ -6,6 +6,7 @@
 //! `serve` and `replay` agree and what keeps tests fast data.
 
 pub mod analysis;
+pub mod brief;
 pub mod change;
 pub mod decide;
 pub mod engine;

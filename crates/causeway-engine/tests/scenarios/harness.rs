@@ -97,6 +97,11 @@ enum Event {
         at_min: f64,
         incident: String,
     },
+    Change {
+        at_min: f64,
+        service: String,
+        version: String,
+    },
 }
 
 fn yes() -> bool {
@@ -109,7 +114,8 @@ impl Event {
             Event::Fire { at_min, .. }
             | Event::Clear { at_min, .. }
             | Event::Reroute { at_min, .. }
-            | Event::Acknowledge { at_min, .. } => *at_min,
+            | Event::Acknowledge { at_min, .. }
+            | Event::Change { at_min, .. } => *at_min,
         };
         minutes_to_nanos(minutes)
     }
@@ -133,6 +139,12 @@ struct Expect {
     /// Components that must not be among the first incident's top candidates.
     #[serde(default)]
     not_blamed: Vec<String>,
+    /// Texts the first incident's brief must contain (its JSON form).
+    #[serde(default)]
+    brief_contains: Vec<String>,
+    /// Texts the first incident's brief must not contain.
+    #[serde(default)]
+    brief_lacks: Vec<String>,
 }
 
 const START: Nanos = 1_700_000_000 * 1_000_000_000;
@@ -242,6 +254,13 @@ pub fn check(name: &str) {
             assert_eq!(actual.as_str(), Some(outcome.as_str()), "{name}: outcome\n{}", describe(&summary));
         }
         let top: Vec<&str> = first.decision().candidates.iter().take(2).map(|c| c.component.as_str()).collect();
+        let brief = serde_json::to_string(&first.brief).expect("brief serializes");
+        for text in &expect.brief_contains {
+            assert!(brief.contains(text.as_str()), "{name}: the brief must mention {text:?}: {brief}");
+        }
+        for text in &expect.brief_lacks {
+            assert!(!brief.contains(text.as_str()), "{name}: the brief must not mention {text:?}: {brief}");
+        }
         for component in &expect.not_blamed {
             assert!(
                 !first.decision().causes.iter().any(|cause| &cause.component == component),
@@ -296,6 +315,16 @@ fn apply_event(engine: &mut Engine, event: &Event, now: Nanos, incident_ids: &[S
         Event::Acknowledge { incident, .. } => {
             engine.acknowledge(&incident_id(incident), "tester", now).expect("acknowledge applies");
         }
+        Event::Change { service, version, .. } => engine.record_change(causeway_engine::change::Change {
+            service: service.clone(),
+            version: Some(version.clone()),
+            kind: "deploy".to_string(),
+            at: now,
+            summary: format!("deploy {service} {version}"),
+            links: Vec::new(),
+            source: "api".to_string(),
+            previous_version: None,
+        }),
     }
 }
 
@@ -315,6 +344,7 @@ struct IncidentSummary {
     symptoms: Vec<String>,
     decisions: Vec<DecisionSummary>,
     effects: Vec<String>,
+    brief: Option<causeway_engine::brief::Brief>,
 }
 
 #[derive(Serialize)]
@@ -376,6 +406,7 @@ impl From<&causeway_engine::incident::Incident> for IncidentSummary {
                 .iter()
                 .map(|effect| format!("{} {}", effect.action.as_str(), effect.team))
                 .collect(),
+            brief: incident.brief.clone(),
         }
     }
 }

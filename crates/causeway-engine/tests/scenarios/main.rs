@@ -128,3 +128,8 @@ fn flapping_symptom_reopens_without_a_new_page() {
 fn an_alert_no_trace_explains_is_routed_by_labels_and_deduplicated() {
     check("labels_only");
 }
+
+#[test]
+fn bad_deploy_on_one_pod_names_version_pod_change_and_rollback() {
+    check("bad_deploy");
+}

@@ -30,7 +30,32 @@ pub fn message(effect: &Effect, incident: &Incident, team: &str, base_url: &str)
         Action::Acknowledge => format!("{} acknowledged: {}", incident.id, effect.note),
         Action::Resolve => format!("{} resolved: {}", incident.id, effect.note),
     };
-    let mut lines: Vec<String> = decision.reasons.clone();
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(brief) = &incident.brief {
+        lines.push(brief.summary.clone());
+        for attribute in brief.common_attributes.iter().take(3) {
+            lines.push(format!(
+                "{}={} on {:.0}% of failing spans ({:.0}% before)",
+                attribute.key,
+                attribute.value,
+                attribute.share_bad * 100.0,
+                attribute.share_baseline * 100.0
+            ));
+        }
+        for change in brief.changes.iter().take(2) {
+            lines.push(format!(
+                "{} {} {} {:.0} min before the onset",
+                change.kind,
+                change.service,
+                change.version.as_deref().unwrap_or(""),
+                change.minutes_before_onset
+            ));
+        }
+        for remediation in brief.remediations.iter().take(3) {
+            lines.push(format!("option: {} {} ({})", remediation.action, remediation.target, remediation.why));
+        }
+    }
+    lines.extend(decision.reasons.iter().cloned());
     for candidate in decision.candidates.iter().take(3) {
         lines.push(format!(
             "candidate {} ({}): {:.0}% of blame, team {}",
@@ -66,6 +91,7 @@ pub fn message(effect: &Effect, incident: &Incident, team: &str, base_url: &str)
             "reasons": decision.reasons,
             "paged_teams": incident.paged_teams,
             "symptoms": incident.symptoms.iter().map(|record| &record.symptom.summary).collect::<Vec<_>>(),
+            "brief": incident.brief,
         }),
         incident_url: format!("{}/incidents/{}", base_url.trim_end_matches('/'), incident.id),
         note: effect.note.clone(),
