@@ -391,6 +391,12 @@ impl Engine {
         (analysis, decision)
     }
 
+    /// The brief a decision would get, without applying anything (benchmarks, previews).
+    pub fn preview_brief(&self, symptom: &Symptom, analysis: Option<&Analysis>, decision: &Decision) -> Brief {
+        let plan = self.plan(symptom);
+        self.brief(symptom, &plan, analysis, decision)
+    }
+
     fn incident_mut(&mut self, incident_id: &str) -> Result<&mut Incident, CommandError> {
         self.incidents
             .iter_mut()

@@ -44,10 +44,39 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Measure ingest and routing speed (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Validate a configuration file; print every error with file and line.
     CheckConfig {
         #[arg(long, short, default_value = "causeway.yaml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// OTLP protobuf decode only against decode + normalize + insert; bytes per retained span.
+    Ingest {
+        /// Traces of 10 spans per round.
+        #[arg(long, default_value_t = 100_000)]
+        traces: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One routing decision (and its brief) over a window of traces: median and p99.
+    Route {
+        #[arg(long, default_value_t = 10_000)]
+        traces: usize,
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -112,6 +141,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Bench { what } => {
+            match what {
+                BenchCommand::Ingest { traces, rounds, json } => crate::bench::print(&crate::bench::ingest(traces, rounds.max(1)), json),
+                BenchCommand::Route { traces, runs, json } => crate::bench::print(&crate::bench::route(traces, runs.max(1)), json),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
