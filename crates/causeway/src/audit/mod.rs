@@ -1,9 +1,11 @@
 //! `causeway audit` (SPEC §6): Prometheus alerting rules and Alertmanager routing checked
 //! against the ownership model.
 //!
-//! Modules: `alertmanager` (routing).
+//! Modules: `rules` (rule files), `promql` (expression analysis), `alertmanager` (routing).
 
 pub mod alertmanager;
+pub mod promql;
+pub mod rules;
 
 use crate::config::ConfigError;
 
