@@ -29,6 +29,8 @@ pub enum Command {
         #[arg(long, short, default_value = "causeway.yaml")]
         config: PathBuf,
     },
+    /// Audit alert rules and Alertmanager routing against the ownership model.
+    Audit(crate::audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Audit(args) => crate::audit::run_command(args),
     }
 }
 
