@@ -54,6 +54,8 @@ pub enum Command {
         #[arg(long, short, default_value = "causeway.yaml")]
         config: PathBuf,
     },
+    /// Audit alert rules and Alertmanager routing against the ownership model.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(args) => crate::audit::run_command(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Causeway's integration tests: one binary, one module per capability.
 //! Servers run on 127.0.0.1 with port 0; nothing reaches any other address.
 
+mod audit;
 mod common;
 mod flood;
 mod otel_sdk;
