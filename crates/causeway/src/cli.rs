@@ -29,6 +29,8 @@ pub enum Command {
         #[arg(long, short, default_value = "causeway.yaml")]
         config: PathBuf,
     },
+    /// Generate a replay bundle with ground truth, or stream simulated OTLP traffic to a server.
+    Simulate(crate::sim::command::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Simulate(args) => crate::sim::command::run(args),
     }
 }
 

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod receivers;
 pub mod server;
+pub mod sim;
