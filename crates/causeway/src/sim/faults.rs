@@ -272,6 +272,10 @@ struct Candidate {
 
 const MINUTE: Nanos = 60_000_000_000;
 
+/// An error fault must reach at least this share of a journey's requests: with half of those
+/// failing, a third of the journey fails, which a 99.9% SLO pages on within a few minutes.
+const MIN_ERROR_SHARE: f64 = 0.6;
+
 impl Planner {
     pub fn new(world: Arc<World>, seed: u64) -> Planner {
         let reach = world.reach();
@@ -413,21 +417,26 @@ impl Planner {
         Some(candidates.swap_remove(pick))
     }
 
-    /// Journeys on which failures of `component` reach the user.
-    fn journeys_hurt_by_errors(&self, component: Component) -> BTreeSet<usize> {
+    /// Journeys on which failures of `component` reach at least `min_share` of the requests.
+    fn journeys_hurt_by_errors(&self, component: Component, min_share: f64) -> BTreeSet<usize> {
         (0..self.reach.len())
             .filter(|journey| {
                 self.reach[*journey]
                     .get(&component)
-                    .is_some_and(|reach| reach.propagates)
+                    .is_some_and(|reach| reach.propagates && reach.error_share >= min_share)
             })
             .collect()
     }
 
-    /// Journeys that wait for `component` (with or without fallbacks: slowness is felt either way).
-    fn journeys_slowed_by(&self, component: Component) -> BTreeSet<usize> {
+    /// Journeys whose requests wait for `component` (fallbacks or not: slowness is felt either
+    /// way), at least `min_share` of them.
+    fn journeys_slowed_by(&self, component: Component, min_share: f64) -> BTreeSet<usize> {
         (0..self.reach.len())
-            .filter(|journey| self.reach[*journey].contains_key(&component))
+            .filter(|journey| {
+                self.reach[*journey]
+                    .get(&component)
+                    .is_some_and(|reach| reach.share >= min_share)
+            })
             .collect()
     }
 
@@ -531,7 +540,7 @@ impl Planner {
     }
 
     fn error_candidate(&self, component: Component, probability: f64) -> Option<Candidate> {
-        let journeys = self.journeys_hurt_by_errors(component);
+        let journeys = self.journeys_hurt_by_errors(component, MIN_ERROR_SHARE);
         if journeys.is_empty() {
             return None;
         }
@@ -578,7 +587,7 @@ impl Planner {
                 let dependencies: Vec<Candidate> = (0..world.dependencies.len())
                     .map(Component::Dependency)
                     .filter_map(|component| {
-                        let journeys = self.journeys_hurt_by_errors(component);
+                        let journeys = self.journeys_hurt_by_errors(component, 0.5);
                         (!journeys.is_empty()).then(|| Candidate {
                             causes: vec![(component, Effect::NoResponse { component })],
                             journeys,
@@ -592,7 +601,7 @@ impl Planner {
                     .filter(|service| !self.is_entry(*service))
                     .map(Component::Service)
                     .filter_map(|component| {
-                        let journeys = self.journeys_hurt_by_errors(component);
+                        let journeys = self.journeys_hurt_by_errors(component, 0.5);
                         (!journeys.is_empty()).then(|| Candidate {
                             causes: vec![(component, Effect::NoResponse { component })],
                             journeys,
@@ -607,7 +616,7 @@ impl Planner {
                     if !(2..=4).contains(&n_instances) || self.is_entry(service) {
                         continue;
                     }
-                    let journeys = self.journeys_hurt_by_errors(Component::Service(service));
+                    let journeys = self.journeys_hurt_by_errors(Component::Service(service), 0.9);
                     if journeys.is_empty() {
                         continue;
                     }
@@ -631,7 +640,7 @@ impl Planner {
             FaultKind::CpuSaturation => (0..world.services.len())
                 .filter(|service| !calls_services(world, *service) && !self.is_entry(*service))
                 .filter_map(|service| {
-                    let journeys = self.journeys_slowed_by(Component::Service(service));
+                    let journeys = self.journeys_slowed_by(Component::Service(service), 0.5);
                     let extra = self.saturation(service, &journeys)?;
                     (!journeys.is_empty()).then(|| Candidate {
                         causes: vec![(Component::Service(service), Effect::Slow { service, extra })],
@@ -644,7 +653,7 @@ impl Planner {
                     .filter(|service| calls_services(world, *service) && !self.is_entry(*service))
                     .filter(|service| (2..=4).contains(&world.services[*service].instances.len()))
                     .filter_map(|service| {
-                        let journeys = self.journeys_slowed_by(Component::Service(service));
+                        let journeys = self.journeys_slowed_by(Component::Service(service), 0.8);
                         let n_instances = world.services[service].instances.len();
                         let instance = (super::world::name_hash(&format!("{}/netem", world.services[service].name))
                             % n_instances as u64) as usize;
@@ -730,8 +739,8 @@ impl Planner {
                     .into_iter()
                     .filter(|(_, (n_calls, n_fallbacks))| n_calls == n_fallbacks)
                     .filter_map(|(component, _)| {
-                        let journeys = self.journeys_slowed_by(component);
-                        if journeys.is_empty() || !self.journeys_hurt_by_errors(component).is_empty() {
+                        let journeys = self.journeys_slowed_by(component, 0.0);
+                        if journeys.is_empty() || !self.journeys_hurt_by_errors(component, 0.0).is_empty() {
                             return None;
                         }
                         let effect = match component {

@@ -381,43 +381,34 @@ impl World {
             .iter()
             .map(|journey| {
                 let mut reached = BTreeMap::new();
-                self.walk_reach(journey.service, journey.operation, 0, true, &mut reached);
+                let path = Route {
+                    depth: 0,
+                    propagates: true,
+                    share: 1.0,
+                };
+                self.walk_reach(journey.service, journey.operation, path, &mut reached);
                 reached
             })
             .collect()
     }
 
-    fn walk_reach(
-        &self,
-        service: usize,
-        operation: usize,
-        depth: u32,
-        propagates: bool,
-        reached: &mut BTreeMap<Component, Reach>,
-    ) {
-        let entry = reached
-            .entry(Component::Service(service))
-            .or_insert(Reach { depth, propagates });
-        entry.depth = entry.depth.min(depth);
-        entry.propagates |= propagates;
+    fn walk_reach(&self, service: usize, operation: usize, path: Route, reached: &mut BTreeMap<Component, Reach>) {
+        reached.entry(Component::Service(service)).or_default().add(path);
         for step in &self.services[service].operations[operation].steps {
             let calls = match step {
                 Step::Single(call) => std::slice::from_ref(call),
                 Step::Parallel(calls) => calls.as_slice(),
             };
             for call in calls {
-                let call_propagates = propagates && !call.fallback;
+                let next = Route {
+                    depth: path.depth + 1,
+                    propagates: path.propagates && !call.fallback,
+                    share: path.share * call.probability,
+                };
                 match &call.target {
-                    Target::Service { service, operation } => {
-                        self.walk_reach(*service, *operation, depth + 1, call_propagates, reached);
-                    }
+                    Target::Service { service, operation } => self.walk_reach(*service, *operation, next, reached),
                     Target::Dependency { dependency, .. } => {
-                        let entry = reached.entry(Component::Dependency(*dependency)).or_insert(Reach {
-                            depth: depth + 1,
-                            propagates: call_propagates,
-                        });
-                        entry.depth = entry.depth.min(depth + 1);
-                        entry.propagates |= call_propagates;
+                        reached.entry(Component::Dependency(*dependency)).or_default().add(next);
                     }
                     // A message is consumed in another trace: the journey's entry never waits for it.
                     Target::Publish { .. } | Target::Internal { .. } => {}
@@ -427,13 +418,49 @@ impl World {
     }
 }
 
+/// One way a journey's requests get to a component.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    depth: u32,
+    propagates: bool,
+    share: f64,
+}
+
 /// How a journey reaches a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reach {
     /// Fewest service hops from the entry service (the entry service is at depth 0).
     pub depth: u32,
     /// Some path reaches it without a fallback, so its failures can reach the user.
     pub propagates: bool,
+    /// Share of the journey's requests that reach it without a fallback on the way (the
+    /// product of the call probabilities along the likeliest such path): how much of the
+    /// journey its failures can hurt.
+    pub error_share: f64,
+    /// Share of the journey's requests that reach it at all: how much of the journey waits for it.
+    pub share: f64,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Reach {
+            depth: u32::MAX,
+            propagates: false,
+            error_share: 0.0,
+            share: 0.0,
+        }
+    }
+}
+
+impl Reach {
+    fn add(&mut self, path: Route) {
+        self.depth = self.depth.min(path.depth);
+        self.share = self.share.max(path.share);
+        if path.propagates {
+            self.propagates = true;
+            self.error_share = self.error_share.max(path.share);
+        }
+    }
 }
 
 // ---- raw schema -------------------------------------------------------------------------------
