@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Serialize;
 
 use super::alerts;
@@ -95,19 +94,30 @@ pub fn write_bundle(options: Options, directory: &Path, settings: &BundleSetting
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // Generation and JSON encoding take about the same time: encode and write on a second
-    // thread. The channel keeps the order, so the output stays deterministic.
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<ExportTraceServiceRequest>(1024);
+    // Writing (and compressing) runs on a second thread. Lines are encoded here, where the
+    // requests were allocated (freeing them on another thread costs more in the allocator than
+    // the encoding itself), and handed over in chunks of about a megabyte, in order.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let gzip = settings.gzip;
     let written = std::thread::scope(|scope| -> anyhow::Result<()> {
         let writer_thread = scope.spawn(|| write_traces(file, gzip, receiver, &traces_path));
         let mut n_events: u64 = 0;
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+        let mut encoded = Ok(());
         while let Some(event) = simulation.next() {
-            if let SimEvent::Batch(batch) = event
-                && sender.send(batch.request).is_err()
-            {
-                // The writer stopped on an error; it reports it below.
-                break;
+            if let SimEvent::Batch(batch) = event {
+                if let Err(error) = serde_json::to_writer(&mut chunk, &batch.request) {
+                    encoded = Err(error).context("cannot encode an export request as JSON");
+                    break;
+                }
+                chunk.push(b'\n');
+                if chunk.len() >= CHUNK_BYTES {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+                    if sender.send(full).is_err() {
+                        // The writer stopped on an error; it reports it below.
+                        break;
+                    }
+                }
             }
             n_events += 1;
             if n_events.is_multiple_of(2048) {
@@ -115,10 +125,14 @@ pub fn write_bundle(options: Options, directory: &Path, settings: &BundleSetting
                 progress.set_message(format!("{} spans", simulation.stats().n_spans));
             }
         }
+        if !chunk.is_empty() {
+            let _ = sender.send(chunk);
+        }
         drop(sender);
-        writer_thread
+        let written = writer_thread
             .join()
-            .map_err(|_| anyhow::anyhow!("the trace writer thread panicked"))?
+            .map_err(|_| anyhow::anyhow!("the trace writer thread panicked"))?;
+        encoded.and(written)
     });
     progress.finish_and_clear();
     written?;
@@ -171,38 +185,26 @@ pub fn write_bundle(options: Options, directory: &Path, settings: &BundleSetting
     })
 }
 
-/// Encodes export requests as OTLP/JSON lines into `file` (gzip-compressed with `gzip`).
-fn write_traces(
-    file: File,
-    gzip: bool,
-    requests: std::sync::mpsc::Receiver<ExportTraceServiceRequest>,
-    path: &Path,
-) -> anyhow::Result<()> {
-    let buffered = BufWriter::with_capacity(1 << 20, file);
+/// How much encoded JSON is handed to the writer thread at once.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes chunks of OTLP/JSON lines into `file` (gzip-compressed with `gzip`).
+fn write_traces(file: File, gzip: bool, chunks: std::sync::mpsc::Receiver<Vec<u8>>, path: &Path) -> anyhow::Result<()> {
     let context = || format!("cannot write {}", path.display());
     if gzip {
-        let mut encoder = flate2::write::GzEncoder::new(buffered, flate2::Compression::fast());
-        encode_lines(&mut encoder, requests).with_context(context)?;
+        let mut encoder =
+            flate2::write::GzEncoder::new(BufWriter::with_capacity(1 << 20, file), flate2::Compression::fast());
+        for chunk in chunks {
+            encoder.write_all(&chunk).with_context(context)?;
+        }
         encoder.finish().with_context(context)?.flush().with_context(context)
     } else {
-        let mut writer = buffered;
-        encode_lines(&mut writer, requests).with_context(context)?;
-        writer.flush().with_context(context)
+        let mut file = file;
+        for chunk in chunks {
+            file.write_all(&chunk).with_context(context)?;
+        }
+        file.flush().with_context(context)
     }
-}
-
-fn encode_lines(
-    writer: &mut impl Write,
-    requests: std::sync::mpsc::Receiver<ExportTraceServiceRequest>,
-) -> anyhow::Result<()> {
-    let mut line = Vec::with_capacity(64 * 1024);
-    for request in requests {
-        line.clear();
-        serde_json::to_writer(&mut line, &request).context("cannot encode an export request as JSON")?;
-        line.push(b'\n');
-        writer.write_all(&line)?;
-    }
-    Ok(())
 }
 
 /// One `changes.jsonl` line (SPEC §2.3).

@@ -1,7 +1,7 @@
 //! `causeway simulate`: its arguments, turned into [`Options`] once, and the two ways to run
 //! (write a bundle, stream to a server).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use super::bundle::{BundleSettings, offset_text};
 use super::faults::{FaultKind, FaultPlan};
 use super::stream::{FaultNotice, StreamOptions, wall_clock_now};
 use super::{DEFAULT_START, Options, parse_time, rfc3339, world};
+
+const STDOUT: &str = "cannot write to stdout";
 
 /// Generate a replay bundle with ground truth, or stream simulated OTLP traffic to a server.
 #[derive(clap::Args, Debug)]
@@ -113,7 +115,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let start = options.start;
         let summary = super::write_bundle(options, &directory, &settings)?;
         if !args.quiet {
-            println!(
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
                 "wrote {}: {} spans in {} traces ({} export requests, {} spans lost on purpose), {} alert notifications, {} changes, in {:.1} s",
                 summary.directory.display(),
                 summary.n_spans,
@@ -123,18 +127,21 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 summary.n_alert_notifications,
                 summary.n_changes,
                 summary.elapsed.as_secs_f64()
-            );
+            )
+            .context(STDOUT)?;
             for fault in &summary.faults {
-                println!(
+                writeln!(
+                    out,
                     "  {} {}..{} {}",
                     fault.id,
                     offset_text(start, fault.start),
                     offset_text(start, fault.end),
                     fault.description
-                );
+                )
+                .context(STDOUT)?;
             }
             for kind in &summary.skipped_kinds {
-                println!("  (no {kind}: the world offers no target for it)");
+                writeln!(out, "  (no {kind}: the world offers no target for it)").context(STDOUT)?;
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -155,19 +162,21 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let summary = runtime.block_on(async move {
         let printer = tokio::spawn(async move {
             while let Some(notice) = receiver.recv().await {
-                match notice {
+                let line = match notice {
                     FaultNotice::Started(fault) => {
-                        println!(
+                        format!(
                             "{} fault {} started: {}",
                             rfc3339(fault.start),
                             fault.id,
                             fault.description
-                        );
+                        )
                     }
                     FaultNotice::Ended(fault) => {
-                        println!("{} fault {} ended ({})", rfc3339(fault.end), fault.id, fault.kind);
+                        format!("{} fault {} ended ({})", rfc3339(fault.end), fault.id, fault.kind)
                     }
-                }
+                };
+                // A closed stdout (a pipe whose reader left) must not stop the stream.
+                let _ = writeln!(std::io::stdout(), "{line}");
             }
         });
         let summary = super::stream(stream_options, &target, crate::cli::shutdown_signal()).await;
@@ -175,10 +184,15 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         summary
     })?;
     if !args.quiet {
-        println!(
+        writeln!(
+            std::io::stdout(),
             "sent {} spans in {} requests to {url} ({} retries, {} requests dropped)",
-            summary.n_spans, summary.n_requests, summary.n_retries, summary.n_dropped_requests
-        );
+            summary.n_spans,
+            summary.n_requests,
+            summary.n_retries,
+            summary.n_dropped_requests
+        )
+        .context(STDOUT)?;
     }
     Ok(ExitCode::SUCCESS)
 }

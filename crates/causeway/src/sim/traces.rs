@@ -112,7 +112,6 @@ impl TraceGenerator<'_> {
         self.rng.random_range(20_000..200_000)
     }
 
-    #[allow(clippy::too_many_lines)]
     fn serve(
         &mut self,
         trace_id: [u8; 16],
