@@ -217,7 +217,10 @@ pub enum Effect {
     /// The service's own work takes this much longer.
     Slow { service: usize, extra: LatencyModel },
     /// Every message the pod sends waits this long (like `tc netem delay` on its interface):
-    /// responses of calls into it, requests of calls out of it.
+    /// responses of calls into it, requests of calls out of it. Its server spans' own work does
+    /// not change; the time shows up as gaps (CLIENT span minus its SERVER child) on both sides.
+    /// An operation of the pod that calls out still lasts longer in total, because it waits for
+    /// those slower calls, exactly as it would under a real netem.
     PodDelay {
         service: usize,
         instance: usize,
