@@ -24,11 +24,19 @@ use prost::Message;
 use crate::receivers::otlp::{self, ConvertOptions};
 
 fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }), ..KeyValue::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        ..KeyValue::default()
+    }
 }
 
 fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }), ..KeyValue::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
+        ..KeyValue::default()
+    }
 }
 
 /// The services of the synthetic shop: (name, operation, callee attributes of its client call).
@@ -88,7 +96,11 @@ pub fn synthetic_requests(
                 kind: span::SpanKind::Server as i32,
                 start_time_unix_nano: (t0 + offset) as u64,
                 end_time_unix_nano: (t0 + offset + duration) as u64,
-                attributes: vec![text("http.route", operation), int("http.response.status_code", status), text("http.request.method", "POST")],
+                attributes: vec![
+                    text("http.route", operation),
+                    int("http.response.status_code", status),
+                    text("http.request.method", "POST"),
+                ],
                 status: fail.then(|| Status { code: 2, message: "upstream failed".into() }),
                 ..Span::default()
             });
@@ -114,7 +126,10 @@ pub fn synthetic_requests(
                 events.push(span::Event {
                     name: "exception".into(),
                     time_unix_nano: (t0 + offset + 10 * NANOS_PER_MS) as u64,
-                    attributes: vec![text("exception.type", "PSQLException"), text("exception.message", "too many connections for role ledger 4711")],
+                    attributes: vec![
+                        text("exception.type", "PSQLException"),
+                        text("exception.message", "too many connections for role ledger 4711"),
+                    ],
                     ..span::Event::default()
                 });
             }
@@ -164,7 +179,10 @@ pub fn synthetic_requests(
                             text("service.instance.id", &instance),
                             text("k8s.pod.name", &format!("{instance}-7d9f")),
                             text("host.name", &format!("node-{}", batch_number % 5)),
-                            text("cloud.availability_zone", if batch_number % 2 == 0 { "eu-west-1a" } else { "eu-west-1b" }),
+                            text(
+                                "cloud.availability_zone",
+                                if batch_number % 2 == 0 { "eu-west-1a" } else { "eu-west-1b" },
+                            ),
                             text("telemetry.sdk.language", "python"),
                         ],
                         ..Resource::default()
@@ -190,7 +208,8 @@ pub struct IngestFigures {
 
 /// Decode-only against decode + validate + convert + insert, on the same payloads.
 pub fn ingest(n_traces: usize, rounds: usize) -> IngestFigures {
-    let requests = synthetic_requests(n_traces, 1_700_000_000 * 1_000_000_000, 10 * NANOS_PER_MS, 7, |trace| trace % 20 == 0);
+    let requests =
+        synthetic_requests(n_traces, 1_700_000_000 * 1_000_000_000, 10 * NANOS_PER_MS, 7, |trace| trace % 20 == 0);
     let payloads: Vec<Vec<u8>> = requests.iter().map(Message::encode_to_vec).collect();
     let n_spans: u64 = requests.iter().map(otlp::count_spans).sum();
     let payload_bytes: u64 = payloads.iter().map(|payload| payload.len() as u64).sum();
@@ -211,7 +230,10 @@ pub fn ingest(n_traces: usize, rounds: usize) -> IngestFigures {
         decode_time += started.elapsed();
 
         let mut engine = Engine::new(
-            EngineConfig { window: WindowConfig { retention: 24 * 60 * NANOS_PER_MIN, max_memory: usize::MAX }, ..EngineConfig::default() },
+            EngineConfig {
+                window: WindowConfig { retention: 24 * 60 * NANOS_PER_MIN, max_memory: usize::MAX },
+                ..EngineConfig::default()
+            },
             Ownership::default(),
         );
         let started = Instant::now();
@@ -257,7 +279,8 @@ pub struct RouteFigures {
 pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
     let start = 1_700_000_000 * 1_000_000_000;
     let mut ownership = Ownership::new("sre");
-    for (service, team) in [("frontend", "web"), ("checkout", "shop"), ("payments", "payments"), ("ledger", "finance")] {
+    for (service, team) in [("frontend", "web"), ("checkout", "shop"), ("payments", "payments"), ("ledger", "finance")]
+    {
         ownership.assign(service, team, OwnerSource::OwnersFile);
     }
     let period = 28 * 24 * 60 * NANOS_PER_MIN;
@@ -266,7 +289,13 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
         entry_service: "frontend".into(),
         entry_operation: "POST /api/checkout".into(),
         owner: Some("web".into()),
-        slo: Slo { availability: Some(0.999), latency: Some(LatencySlo { threshold: 800 * NANOS_PER_MS, target: 0.99 }), period, tiers: BurnTier::google(period), min_requests: 10 },
+        slo: Slo {
+            availability: Some(0.999),
+            latency: Some(LatencySlo { threshold: 800 * NANOS_PER_MS, target: 0.99 }),
+            period,
+            tiers: BurnTier::google(period),
+            min_requests: 10,
+        },
     };
     let mut config = EngineConfig { journeys: vec![journey], slo_symptoms: false, ..EngineConfig::default() };
     config.window.retention = 24 * 60 * NANOS_PER_MIN;
@@ -293,7 +322,14 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
         kind: Some(SymptomKind::Error),
         may_page: true,
         fired_at,
-        source: SymptomSource::Slo { tier: "page-fast".into(), long_window: 3600 * 1_000_000_000, short_window: lookback, burn_long: 20.0, burn_short: 100.0, threshold: 14.4 },
+        source: SymptomSource::Slo {
+            tier: "page-fast".into(),
+            long_window: 3600 * 1_000_000_000,
+            short_window: lookback,
+            burn_long: 20.0,
+            burn_short: 100.0,
+            threshold: 14.4,
+        },
         team_label: None,
         summary: "bench".into(),
     };
@@ -309,7 +345,11 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
         let brief = engine.preview_brief(&symptom, analysis.as_ref(), &decision);
         briefs.push(started.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(&brief);
-        decided = format!("{:?} {:?}", decision.outcome, decision.causes.iter().map(|cause| &cause.component).collect::<Vec<_>>());
+        decided = format!(
+            "{:?} {:?}",
+            decision.outcome,
+            decision.causes.iter().map(|cause| &cause.component).collect::<Vec<_>>()
+        );
     }
     let percentile = |samples: &mut Vec<f64>, p: f64| {
         samples.sort_by(f64::total_cmp);

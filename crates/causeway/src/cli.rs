@@ -56,6 +56,8 @@ pub enum Command {
     },
     /// Audit alert rules and Alertmanager routing against the ownership model.
     Audit(crate::audit::AuditArgs),
+    /// Generate a replay bundle with ground truth, or stream simulated OTLP traffic to a server.
+    Simulate(crate::sim::command::SimulateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,12 +147,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => Ok(check_config(&config)),
         Command::Bench { what } => {
             match what {
-                BenchCommand::Ingest { traces, rounds, json } => crate::bench::print(&crate::bench::ingest(traces, rounds.max(1)), json),
-                BenchCommand::Route { traces, runs, json } => crate::bench::print(&crate::bench::route(traces, runs.max(1)), json),
+                BenchCommand::Ingest { traces, rounds, json } => {
+                    crate::bench::print(&crate::bench::ingest(traces, rounds.max(1)), json)
+                }
+                BenchCommand::Route { traces, runs, json } => {
+                    crate::bench::print(&crate::bench::route(traces, runs.max(1)), json)
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(args) => crate::audit::run_command(args),
+        Command::Simulate(args) => crate::sim::command::run(args),
     }
 }
 

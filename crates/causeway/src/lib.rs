@@ -18,4 +18,5 @@ pub mod receivers;
 pub mod record;
 pub mod replay;
 pub mod server;
+pub mod sim;
 pub mod state;

@@ -96,12 +96,7 @@ pub enum AlertmanagerError {
     Config(#[from] ConfigError),
     /// A configuration Alertmanager would refuse; `line` is 0 when it cannot be found.
     #[error("{}", located(path, *line, key, message))]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, key: String, message: String },
 }
 
 fn located(path: &Path, line: usize, key: &str, message: &str) -> String {
@@ -119,12 +114,7 @@ impl LabelMatcher {
             MatchOp::Regex | MatchOp::NotRegex => Some(anchored_regex(value)?),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(LabelMatcher {
-            name: name.to_string(),
-            op,
-            value: value.to_string(),
-            regex,
-        })
+        Ok(LabelMatcher { name: name.to_string(), op, value: value.to_string(), regex })
     }
 
     /// Whether the labels satisfy this matcher; a missing label counts as `""`.
@@ -146,21 +136,12 @@ pub fn anchored_regex(pattern: &str) -> Result<Regex, String> {
     let anchored = format!("^(?:{pattern})$");
     Regex::new(&anchored)
         .or_else(|first| Regex::new(&escape_literal_braces(&anchored)).map_err(|_| first))
-        .map_err(|error| {
-            format!(
-                "invalid regular expression {pattern:?}: {}",
-                last_line(&error.to_string())
-            )
-        })
+        .map_err(|error| format!("invalid regular expression {pattern:?}: {}", last_line(&error.to_string())))
 }
 
 /// Rust's regex errors end with the reason after a drawing of the pattern.
 fn last_line(text: &str) -> String {
-    text.lines()
-        .rfind(|line| !line.trim().is_empty())
-        .unwrap_or(text)
-        .trim()
-        .to_string()
+    text.lines().rfind(|line| !line.trim().is_empty()).unwrap_or(text).trim().to_string()
 }
 
 fn escape_literal_braces(pattern: &str) -> String {
@@ -232,9 +213,7 @@ pub fn parse_matcher(text: &str) -> Result<LabelMatcher, String> {
         Regex::new(r"^[ \t\n\r\x0C]*([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t\n\r\x0C]*(=~|=|!=|!~)[ \t\n\r\x0C]*((?s).*?)[ \t\n\r\x0C]*$")
             .expect("static pattern compiles")
     });
-    let captures = SYNTAX
-        .captures(text)
-        .ok_or_else(|| format!("bad matcher format: {text}"))?;
+    let captures = SYNTAX.captures(text).ok_or_else(|| format!("bad matcher format: {text}"))?;
     let name = &captures[1];
     let op = match &captures[2] {
         "=" => MatchOp::Equal,
@@ -312,10 +291,8 @@ impl Route {
 
 impl RoutingTree {
     pub fn load(path: &Path) -> Result<RoutingTree, AlertmanagerError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         RoutingTree::parse(&text, path)
     }
 
@@ -387,11 +364,7 @@ impl RoutingTree {
     /// Receivers an alert with these labels goes to, in order, as `amtool config routes test`
     /// prints them (a receiver reached twice is listed twice).
     pub fn receivers_for(&self, labels: &LabelSet) -> Vec<String> {
-        self.root
-            .matching(labels)
-            .into_iter()
-            .map(|route| route.receiver.clone())
-            .collect()
+        self.root.matching(labels).into_iter().map(|route| route.receiver.clone()).collect()
     }
 }
 
@@ -419,13 +392,7 @@ fn compile_route(raw: RawRoute, parent_receiver: &str, key: String) -> Route {
         .enumerate()
         .map(|(index, child)| compile_route(child, &receiver, format!("{key}.routes[{index}]")))
         .collect();
-    Route {
-        receiver,
-        matchers,
-        continue_matching: raw.continue_matching,
-        routes,
-        key,
-    }
+    Route { receiver, matchers, continue_matching: raw.continue_matching, routes, key }
 }
 
 /// The line of the `occurrence`-th `key: value` (value optionally quoted; any value when
@@ -507,9 +474,7 @@ impl<'de> Deserialize<'de> for LegacyLabelName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = ScalarText::deserialize(deserializer)?.0;
         let mut characters = name.chars();
-        let valid = characters
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        let valid = characters.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
             && characters.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if valid {
             Ok(LegacyLabelName(name))
@@ -635,10 +600,7 @@ receivers:
         let message = error.to_string();
         assert!(message.starts_with("am.yml:4:"), "{message}");
         assert!(message.contains("route.routes[0].matchers[0]"), "{message}");
-        assert!(
-            message.contains("route.routes[0].matchers[0]: invalid matcher"),
-            "the key path once: {message}"
-        );
+        assert!(message.contains("route.routes[0].matchers[0]: invalid matcher"), "the key path once: {message}");
 
         let error = RoutingTree::parse(
             "route:\n  receiver: default\n  routes:\n    - receiver: nobody\nreceivers:\n  - name: default\n",

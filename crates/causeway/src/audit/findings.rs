@@ -39,10 +39,7 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     fn owner(&self, component: &str) -> Option<String> {
-        self.ownership
-            .ownership
-            .owner(component, "error", None)
-            .map(|owner| owner.team)
+        self.ownership.ownership.owner(component, "error", None).map(|owner| owner.team)
     }
 
     /// `receiver "dba-pager" (team dba)`.
@@ -92,10 +89,7 @@ fn misrouted(rules: &[AuditedRule], context: &Context<'_>, out: &mut Vec<Finding
             if teams.contains(&owner) {
                 continue;
             }
-            let reached: Vec<String> = receivers
-                .iter()
-                .map(|receiver| context.describe_receiver(receiver))
-                .collect();
+            let reached: Vec<String> = receivers.iter().map(|receiver| context.describe_receiver(receiver)).collect();
             let mut finding = Finding::new(
                 FindingKind::Misrouted,
                 Severity::Error,
@@ -103,11 +97,7 @@ fn misrouted(rules: &[AuditedRule], context: &Context<'_>, out: &mut Vec<Finding
                     "alert {} (group {}) watches {service}, owned by {owner}, but its alerts reach {}",
                     rule.rule.alert,
                     rule.rule.group,
-                    if reached.is_empty() {
-                        "no receiver".to_string()
-                    } else {
-                        reached.join(" and ")
-                    }
+                    if reached.is_empty() { "no receiver".to_string() } else { reached.join(" and ") }
                 ),
             );
             finding.rule = Some(rule.rule.alert.clone());
@@ -150,16 +140,10 @@ fn unowned_services(rules: &[AuditedRule], context: &Context<'_>, out: &mut Vec<
 }
 
 fn cause_alerts(rules: &[AuditedRule], context: &Context<'_>, out: &mut Vec<Finding>) {
-    let entries: BTreeSet<&str> = context
-        .journeys
-        .iter()
-        .filter_map(|journey| journey.entry_service.as_deref())
-        .collect();
-    let no_journeys = if context.journeys.is_empty() {
-        " (no journeys are configured: give --config with `journeys:`)"
-    } else {
-        ""
-    };
+    let entries: BTreeSet<&str> =
+        context.journeys.iter().filter_map(|journey| journey.entry_service.as_deref()).collect();
+    let no_journeys =
+        if context.journeys.is_empty() { " (no journeys are configured: give --config with `journeys:`)" } else { "" };
     for rule in rules {
         let pages = rule.pages();
         for service in &rule.services {
@@ -185,11 +169,8 @@ fn cause_alerts(rules: &[AuditedRule], context: &Context<'_>, out: &mut Vec<Find
                     rule.rule.labels.get("severity").map_or("unset", String::as_str)
                 )
             };
-            let mut finding = Finding::new(
-                FindingKind::CauseAlert,
-                if pages { Severity::Warning } else { Severity::Info },
-                detail,
-            );
+            let mut finding =
+                Finding::new(FindingKind::CauseAlert, if pages { Severity::Warning } else { Severity::Info }, detail);
             finding.rule = Some(rule.rule.alert.clone());
             finding.service = Some(service.clone());
             finding.team = context.owner(service);
@@ -214,10 +195,7 @@ fn journeys_without_symptom(rules: &[AuditedRule], context: &Context<'_>, out: &
         let entry = journey.entry_service.as_deref();
         let has_symptom = rules.iter().any(|rule| {
             entry.is_some_and(|entry| rule.services.iter().any(|service| service == entry))
-                || rule
-                    .routes
-                    .iter()
-                    .any(|route| route.labels.get("journey") == Some(&journey.name))
+                || rule.routes.iter().any(|route| route.labels.get("journey") == Some(&journey.name))
         });
         if has_symptom {
             continue;
@@ -238,10 +216,7 @@ fn journeys_without_symptom(rules: &[AuditedRule], context: &Context<'_>, out: &
         );
         finding.journey = Some(journey.name.clone());
         finding.service = entry.map(str::to_string);
-        finding.team = journey
-            .owner
-            .clone()
-            .or_else(|| entry.and_then(|entry| context.owner(entry)));
+        finding.team = journey.owner.clone().or_else(|| entry.and_then(|entry| context.owner(entry)));
         out.push(finding);
     }
 }
@@ -293,10 +268,7 @@ fn unreached_receivers(rules: &[AuditedRule], context: &Context<'_>, out: &mut V
             format!("no alerting rule reaches {}", context.describe_receiver(receiver)),
         );
         finding.receiver = Some(receiver.clone());
-        finding.team = context
-            .receiver_teams
-            .get(receiver)
-            .and_then(|teams| teams.first().cloned());
+        finding.team = context.receiver_teams.get(receiver).and_then(|teams| teams.first().cloned());
         out.push(finding);
     }
 }
@@ -305,10 +277,8 @@ fn absorbed_pages(rules: &[AuditedRule], context: &Context<'_>, bundle: &TraceBu
     let mut failures: BTreeMap<String, ServiceFailures> = BTreeMap::new();
     let teams: BTreeSet<&String> = rules.iter().flat_map(|rule| &rule.teams).collect();
     for team in teams {
-        let routed: Vec<&AuditedRule> = rules
-            .iter()
-            .filter(|rule| rule.teams.contains(team) && !is_latency_alert(rule))
-            .collect();
+        let routed: Vec<&AuditedRule> =
+            rules.iter().filter(|rule| rule.teams.contains(team) && !is_latency_alert(rule)).collect();
         let mut absorbing_rules = 0usize;
         let mut examples: Vec<String> = Vec::new();
         for rule in &routed {
@@ -320,9 +290,7 @@ fn absorbed_pages(rules: &[AuditedRule], context: &Context<'_>, bundle: &TraceBu
                 .flat_map(|route| &route.services)
                 .collect();
             for service in services {
-                let service_failures = failures
-                    .entry(service.clone())
-                    .or_insert_with(|| failures_of(bundle, service));
+                let service_failures = failures.entry(service.clone()).or_insert_with(|| failures_of(bundle, service));
                 if service_failures.n_failing == 0 {
                     continue;
                 }
@@ -383,7 +351,5 @@ fn is_latency_alert(rule: &AuditedRule) -> bool {
         return sli.eq_ignore_ascii_case("latency");
     }
     let name = rule.rule.alert.to_ascii_lowercase();
-    ["latency", "slow", "duration", "p99"]
-        .iter()
-        .any(|word| name.contains(word))
+    ["latency", "slow", "duration", "p99"].iter().any(|word| name.contains(word))
 }

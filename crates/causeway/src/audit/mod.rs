@@ -132,12 +132,8 @@ pub enum UsageError {
 
 impl AuditInputs {
     pub fn from_args(args: &AuditArgs) -> Result<AuditInputs, UsageError> {
-        let label_names: Vec<String> = args
-            .label_names
-            .iter()
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty())
-            .collect();
+        let label_names: Vec<String> =
+            args.label_names.iter().map(|name| name.trim().to_string()).filter(|name| !name.is_empty()).collect();
         if label_names.is_empty() {
             return Err(UsageError::NoLabelNames);
         }
@@ -162,9 +158,7 @@ impl AuditInputs {
 
 fn is_label_name(name: &str) -> bool {
     let mut characters = name.chars();
-    characters
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+    characters.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && characters.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -211,26 +205,14 @@ pub fn run_command(args: AuditArgs) -> anyhow::Result<ExitCode> {
 /// (`route.routes[1].matchers[0]: route.routes[1].matchers: invalid matcher …`); keep it once.
 pub(crate) fn without_repeated_key(error: ConfigError) -> ConfigError {
     match error {
-        ConfigError::Invalid {
-            path,
-            line,
-            column,
-            key,
-            message,
-        } => {
+        ConfigError::Invalid { path, line, column, key, message } => {
             let message = match message.split_once(": ") {
                 Some((prefix, rest)) if !prefix.is_empty() && !prefix.contains(' ') && key.starts_with(prefix) => {
                     rest.to_string()
                 }
                 _ => message,
             };
-            ConfigError::Invalid {
-                path,
-                line,
-                column,
-                key,
-                message,
-            }
+            ConfigError::Invalid { path, line, column, key, message }
         }
         other => other,
     }
@@ -248,11 +230,7 @@ pub struct Journey {
 pub fn audit(inputs: &AuditInputs) -> Result<AuditReport, UsageError> {
     let mut errors: Vec<String> = Vec::new();
 
-    let settings = inputs
-        .config
-        .as_deref()
-        .map(|path| read_config(path, &mut errors))
-        .unwrap_or_default();
+    let settings = inputs.config.as_deref().map(|path| read_config(path, &mut errors)).unwrap_or_default();
     let owners = inputs.owners.clone().or(settings.owners);
     let catalog = inputs.catalog.clone().or(settings.catalog);
     if inputs.config.is_some() && owners.is_none() && catalog.is_none() {
@@ -295,18 +273,11 @@ pub fn audit(inputs: &AuditInputs) -> Result<AuditReport, UsageError> {
                 &receiver_teams,
                 &ownership,
             )),
-            Err(message) => errors.push(format!(
-                "{}: invalid PromQL expression: {}",
-                rule.location(),
-                message.trim()
-            )),
+            Err(message) => errors.push(format!("{}: invalid PromQL expression: {}", rule.location(), message.trim())),
         }
     }
 
-    let bundle = inputs
-        .traces
-        .as_deref()
-        .and_then(|path| traces::load_bundle(path, inputs.show_progress, &mut errors));
+    let bundle = inputs.traces.as_deref().and_then(|path| traces::load_bundle(path, inputs.show_progress, &mut errors));
 
     let context = findings::Context {
         ownership: &ownership,
@@ -318,11 +289,7 @@ pub fn audit(inputs: &AuditInputs) -> Result<AuditReport, UsageError> {
     let mut all_findings = findings::findings(&audited, &context);
     all_findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 
-    Ok(AuditReport {
-        rules: audited.iter().map(AuditedRule::report).collect(),
-        findings: all_findings,
-        errors,
-    })
+    Ok(AuditReport { rules: audited.iter().map(AuditedRule::report).collect(), findings: all_findings, errors })
 }
 
 /// A rule with everything the findings need.
@@ -419,18 +386,11 @@ fn audit_rule(
             .collect();
         let concerned = if named.is_empty() { services.clone() } else { named };
         let receivers = routing.map(|tree| tree.receivers_for(&labels)).unwrap_or_default();
-        let mut teams: Vec<String> = receivers
-            .iter()
-            .flat_map(|receiver| receiver_teams.get(receiver).cloned().unwrap_or_default())
-            .collect();
+        let mut teams: Vec<String> =
+            receivers.iter().flat_map(|receiver| receiver_teams.get(receiver).cloned().unwrap_or_default()).collect();
         teams.sort();
         teams.dedup();
-        routes.push(RoutedLabels {
-            labels,
-            services: concerned,
-            receivers,
-            teams,
-        });
+        routes.push(RoutedLabels { labels, services: concerned, receivers, teams });
     }
 
     let mut receivers: Vec<String> = Vec::new();
@@ -450,14 +410,7 @@ fn audit_rule(
             }
         }
     }
-    AuditedRule {
-        rule,
-        services,
-        routes,
-        receivers,
-        teams,
-        owners,
-    }
+    AuditedRule { rule, services, routes, receivers, teams, owners }
 }
 
 /// The labels an alert of this rule carries, as Prometheus builds them: the expression's
@@ -503,11 +456,7 @@ fn expand_template(value: &str, known: &LabelSet) -> Option<String> {
             }
         }
     });
-    if unresolved || expanded.contains("{{") {
-        None
-    } else {
-        Some(expanded.into_owned())
-    }
+    if unresolved || expanded.contains("{{") { None } else { Some(expanded.into_owned()) }
 }
 
 /// What the audit reads from causeway.yaml. Read leniently with its own small structure (other
@@ -565,16 +514,9 @@ fn read_config(path: &Path, errors: &mut Vec<String>) -> AuditSettings {
             return AuditSettings::default();
         }
     };
-    let base = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let resolve = |relative: PathBuf| {
-        if relative.is_absolute() {
-            relative
-        } else {
-            base.join(relative)
-        }
+        if relative.is_absolute() { relative } else { base.join(relative) }
     };
     AuditSettings {
         owners: raw.ownership.owners.map(resolve),
@@ -599,14 +541,8 @@ mod tests {
     fn templates_resolve_from_known_labels_or_become_unknown() {
         let known: LabelSet = [("service".to_string(), "payments-api".to_string())].into();
         assert_eq!(expand_template("static", &known), Some("static".into()));
-        assert_eq!(
-            expand_template("{{ $labels.service }}", &known),
-            Some("payments-api".into())
-        );
-        assert_eq!(
-            expand_template("svc-{{ index $labels \"service\" }}", &known),
-            Some("svc-payments-api".into())
-        );
+        assert_eq!(expand_template("{{ $labels.service }}", &known), Some("payments-api".into()));
+        assert_eq!(expand_template("svc-{{ index $labels \"service\" }}", &known), Some("svc-payments-api".into()));
         assert_eq!(expand_template("{{ $labels.job }}", &known), None);
         assert_eq!(expand_template("{{ $value }}", &known), None);
     }
@@ -626,11 +562,7 @@ mod tests {
         assert_eq!(settings.owners, Some(dir.path().join("owners.yaml")));
         assert_eq!(
             settings.journeys,
-            vec![Journey {
-                name: "checkout".into(),
-                entry_service: Some("frontend".into()),
-                owner: None
-            }]
+            vec![Journey { name: "checkout".into(), entry_service: Some("frontend".into()), owner: None }]
         );
     }
 }

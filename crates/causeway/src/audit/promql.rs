@@ -44,10 +44,7 @@ pub fn analyze(expr: &str, label_names: &[String]) -> Result<ExprAnalysis, Strin
     let parsed = promql_parser::parser::parse(expr)?;
     let mut watched = Vec::new();
     collect_watched(&parsed, label_names, &mut watched);
-    Ok(ExprAnalysis {
-        watched,
-        label_sets: shape_of(&parsed).alternatives,
-    })
+    Ok(ExprAnalysis { watched, label_sets: shape_of(&parsed).alternatives })
 }
 
 /// Literal values of a regex that is an alternation of literals (`a|b`, `(a|b)`, `a\.b`);
@@ -137,17 +134,11 @@ struct Shape {
 
 impl Shape {
     fn scalar() -> Shape {
-        Shape {
-            alternatives: vec![LabelSet::new()],
-            vector: false,
-        }
+        Shape { alternatives: vec![LabelSet::new()], vector: false }
     }
 
     fn vector(alternatives: Vec<LabelSet>) -> Shape {
-        Shape {
-            alternatives: normalize(alternatives),
-            vector: true,
-        }
+        Shape { alternatives: normalize(alternatives), vector: true }
     }
 
     fn map(self, mut transform: impl FnMut(LabelSet) -> LabelSet) -> Shape {
@@ -200,12 +191,8 @@ fn shape_of(expr: &Expr) -> Shape {
 /// Known labels of a selector's series: equality matchers, and one alternative per value of a
 /// literal regex alternation. `name=""` means the label is absent, so it adds nothing.
 fn selector_alternatives(selector: &VectorSelector) -> Vec<LabelSet> {
-    let mut groups: Vec<Vec<&Matcher>> = selector
-        .matchers
-        .or_matchers
-        .iter()
-        .map(|group| group.iter().collect())
-        .collect();
+    let mut groups: Vec<Vec<&Matcher>> =
+        selector.matchers.or_matchers.iter().map(|group| group.iter().collect()).collect();
     if !selector.matchers.matchers.is_empty() || groups.is_empty() {
         groups.push(selector.matchers.matchers.iter().collect());
     }
@@ -302,10 +289,8 @@ fn binary_shape(binary: &BinaryExpr) -> Shape {
     }
     let operator = binary.op.to_string().to_ascii_lowercase();
     let matching = binary.modifier.as_ref().and_then(|modifier| modifier.matching.as_ref());
-    let cardinality = binary
-        .modifier
-        .as_ref()
-        .map_or(VectorMatchCardinality::OneToOne, |modifier| modifier.card.clone());
+    let cardinality =
+        binary.modifier.as_ref().map_or(VectorMatchCardinality::OneToOne, |modifier| modifier.card.clone());
     let pairs = |many: &Shape, one: &Shape, combine: &dyn Fn(&LabelSet, &LabelSet) -> LabelSet| {
         let mut out = Vec::new();
         for left in &many.alternatives {
@@ -399,10 +384,7 @@ fn call_shape(call: &Call) -> Shape {
             let sources: Option<Vec<&str>> = (3..arguments.len()).map(|index| string_argument(call, index)).collect();
             inner.map(|mut labels| {
                 let joined = sources.as_ref().and_then(|sources| {
-                    sources
-                        .iter()
-                        .map(|source| labels.get(*source).cloned())
-                        .collect::<Option<Vec<String>>>()
+                    sources.iter().map(|source| labels.get(*source).cloned()).collect::<Option<Vec<String>>>()
                 });
                 match joined.map(|values| values.join(separator)) {
                     Some(value) if !value.is_empty() => {
@@ -451,11 +433,7 @@ fn absent_labels(argument: Option<&Expr>) -> LabelSet {
 /// `label_replace` on known values: with the source known (or the empty source label, always
 /// `""`), the anchored regex decides; with it unknown, the destination becomes unknown.
 fn label_replace(mut labels: LabelSet, destination: &str, replacement: &str, source: &str, pattern: &str) -> LabelSet {
-    let source_value = if source.is_empty() {
-        Some(String::new())
-    } else {
-        labels.get(source).cloned()
-    };
+    let source_value = if source.is_empty() { Some(String::new()) } else { labels.get(source).cloned() };
     let Some(source_value) = source_value else {
         labels.remove(destination);
         return labels;
@@ -481,18 +459,13 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["service", "job", "app", "namespace", "k8s_deployment"]
-            .into_iter()
-            .map(String::from)
-            .collect()
+        ["service", "job", "app", "namespace", "k8s_deployment"].into_iter().map(String::from).collect()
     }
 
     fn check(expr: &str, watched: &[(&str, &str)], label_sets: &[&[(&str, &str)]]) {
         let analysis = analyze(expr, &names()).unwrap_or_else(|error| panic!("{expr}: {error}"));
-        let expected_watched: Vec<(String, String)> = watched
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
+        let expected_watched: Vec<(String, String)> =
+            watched.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
         assert_eq!(analysis.watched, expected_watched, "watched by {expr}");
         let expected_sets: Vec<LabelSet> = label_sets
             .iter()
@@ -535,11 +508,7 @@ mod tests {
             &[("service", "a")],
             &[&[("service", "a"), ("team", "x")]],
         );
-        check(
-            r#"topk(3, errors{service="a"})"#,
-            &[("service", "a")],
-            &[&[("service", "a")]],
-        );
+        check(r#"topk(3, errors{service="a"})"#, &[("service", "a")], &[&[("service", "a")]]);
         check(
             r#"histogram_quantile(0.99, sum by (le, service) (rate(latency_bucket{service="a"}[5m]))) > 0.5"#,
             &[("service", "a")],
@@ -578,26 +547,14 @@ mod tests {
 
     #[test]
     fn absent_and_label_functions() {
-        check(
-            r#"absent(up{job="payments", instance=~".+"})"#,
-            &[("job", "payments")],
-            &[&[("job", "payments")]],
-        );
+        check(r#"absent(up{job="payments", instance=~".+"})"#, &[("job", "payments")], &[&[("job", "payments")]]);
         check(
             r#"label_replace(up{job="db-1"}, "service", "postgresql/$1", "job", "db-(.*)") == 0"#,
             &[("job", "db-1")],
             &[&[("job", "db-1"), ("service", "postgresql/1")]],
         );
-        check(
-            r#"label_replace(vector(1), "service", "cron", "", "")"#,
-            &[],
-            &[&[("service", "cron")]],
-        );
-        check(
-            r#"label_join(up{job="a"}, "id", "-", "job", "instance")"#,
-            &[("job", "a")],
-            &[&[("job", "a")]],
-        );
+        check(r#"label_replace(vector(1), "service", "cron", "", "")"#, &[], &[&[("service", "cron")]]);
+        check(r#"label_join(up{job="a"}, "id", "-", "job", "instance")"#, &[("job", "a")], &[&[("job", "a")]]);
         check(r#"vector(time()) > 5"#, &[], &[&[]]);
     }
 
@@ -605,10 +562,7 @@ mod tests {
     fn literal_alternations() {
         assert_eq!(literal_alternatives("a|b"), Some(vec!["a".into(), "b".into()]));
         assert_eq!(literal_alternatives("(a|b\\.c)"), Some(vec!["a".into(), "b.c".into()]));
-        assert_eq!(
-            literal_alternatives("postgresql/payments"),
-            Some(vec!["postgresql/payments".into()])
-        );
+        assert_eq!(literal_alternatives("postgresql/payments"), Some(vec!["postgresql/payments".into()]));
         assert_eq!(literal_alternatives("a.*"), None);
         assert_eq!(literal_alternatives("\\d+"), None);
     }

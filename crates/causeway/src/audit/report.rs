@@ -92,16 +92,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(kind: FindingKind, severity: Severity, detail: String) -> Finding {
-        Finding {
-            kind,
-            severity,
-            rule: None,
-            service: None,
-            team: None,
-            journey: None,
-            receiver: None,
-            detail,
-        }
+        Finding { kind, severity, rule: None, service: None, team: None, journey: None, receiver: None, detail }
     }
 
     /// Most severe first, then by kind and subject: a stable order for people and diffs.
@@ -120,10 +111,7 @@ impl Finding {
 
 impl AuditReport {
     pub fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|finding| finding.severity == severity)
-            .count()
+        self.findings.iter().filter(|finding| finding.severity == severity).count()
     }
 
     pub fn has_findings_at_or_above(&self, severity: Severity) -> bool {
@@ -167,10 +155,7 @@ impl AuditReport {
                 ]
             })
             .collect();
-        out.push_str(&text_table(
-            &["GROUP", "ALERT", "SERVICES", "RECEIVERS", "TEAMS", "OWNERS"],
-            &rows,
-        ));
+        out.push_str(&text_table(&["GROUP", "ALERT", "SERVICES", "RECEIVERS", "TEAMS", "OWNERS"], &rows));
         out.push_str("\nFINDINGS\n");
         if self.findings.is_empty() {
             out.push_str("none\n");
@@ -296,11 +281,7 @@ fn plural(count: usize) -> &'static str {
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "-".to_string()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "-".to_string() } else { items.join(", ") }
 }
 
 /// `rule X, service Y, team Z`: the keys a finding has.
@@ -380,11 +361,8 @@ mod tests {
     use super::*;
 
     fn report() -> AuditReport {
-        let mut finding = Finding::new(
-            FindingKind::Misrouted,
-            Severity::Error,
-            "reaches <dba> | not payments".to_string(),
-        );
+        let mut finding =
+            Finding::new(FindingKind::Misrouted, Severity::Error, "reaches <dba> | not payments".to_string());
         finding.rule = Some("PaymentsErrors".to_string());
         finding.service = Some("payments-api".to_string());
         AuditReport {
@@ -421,9 +399,6 @@ mod tests {
         assert!(markdown.contains("reaches <dba> \\| not payments"), "{markdown}");
         let html = report.to_html();
         assert!(html.contains("reaches &lt;dba&gt; | not payments"));
-        assert!(
-            !html.contains("http://") && !html.contains("https://"),
-            "self-contained"
-        );
+        assert!(!html.contains("http://") && !html.contains("https://"), "self-contained");
     }
 }

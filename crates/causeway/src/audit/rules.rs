@@ -58,10 +58,8 @@ pub fn expand_patterns(patterns: &[String], errors: &mut Vec<String>) -> Result<
         } else if path.exists() {
             matched.push(path.to_path_buf());
         } else {
-            let paths = glob::glob(pattern).map_err(|error| PatternError {
-                pattern: pattern.clone(),
-                message: error.to_string(),
-            })?;
+            let paths = glob::glob(pattern)
+                .map_err(|error| PatternError { pattern: pattern.clone(), message: error.to_string() })?;
             for entry in paths {
                 match entry {
                     Ok(path) if path.is_dir() => matched.extend(yaml_files_in(&path)),
@@ -99,9 +97,7 @@ fn yaml_files_in(directory: &Path) -> Vec<PathBuf> {
                 .map(|entry| entry.path())
                 .filter(|path| {
                     path.is_file()
-                        && path
-                            .extension()
-                            .is_some_and(|extension| extension == "yml" || extension == "yaml")
+                        && path.extension().is_some_and(|extension| extension == "yml" || extension == "yaml")
                 })
                 .collect()
         })
@@ -112,10 +108,8 @@ fn yaml_files_in(directory: &Path) -> Vec<PathBuf> {
 
 /// Reads one rule file's alerting rules.
 pub fn load_rule_file(path: &Path) -> Result<Vec<AlertRule>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse_rule_file(&text, path)
 }
 
@@ -221,19 +215,13 @@ groups:
         assert_eq!(rules[0].labels["priority"], "1");
         assert_eq!(rules[1].line, 12);
         assert_eq!(rules[1].expr, "1");
-        assert_eq!(
-            rules[1].location(),
-            "rules.yml:12: group \"payments\", alert \"PaymentsDown\""
-        );
+        assert_eq!(rules[1].location(), "rules.yml:12: group \"payments\", alert \"PaymentsDown\"");
     }
 
     #[test]
     fn a_broken_file_names_file_and_line() {
-        let error = parse_rule_file(
-            "groups:\n  - name: a\n    rules:\n      - alert: X\n",
-            Path::new("r.yml"),
-        )
-        .expect_err("missing expr");
+        let error = parse_rule_file("groups:\n  - name: a\n    rules:\n      - alert: X\n", Path::new("r.yml"))
+            .expect_err("missing expr");
         let message = error.to_string();
         assert!(message.starts_with("r.yml:4:"), "{message}");
         assert!(message.contains("expr"), "{message}");

@@ -38,10 +38,7 @@ pub struct TraceBundle {
 
 impl std::fmt::Debug for TraceBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceBundle")
-            .field("file", &self.file)
-            .field("n_spans", &self.n_spans)
-            .finish_non_exhaustive()
+        f.debug_struct("TraceBundle").field("file", &self.file).field("n_spans", &self.n_spans).finish_non_exhaustive()
     }
 }
 
@@ -80,10 +77,7 @@ pub fn load_bundle(bundle: &Path, show_progress: bool, errors: &mut Vec<String>)
     } else {
         Box::new(BufReader::new(raw))
     };
-    let mut window = TraceWindow::new(WindowConfig {
-        retention: Nanos::MAX,
-        ..WindowConfig::default()
-    });
+    let mut window = TraceWindow::new(WindowConfig { retention: Nanos::MAX, ..WindowConfig::default() });
     let options = ConvertOptions::default();
     let mut spans = Vec::new();
     let mut n_spans = 0usize;
@@ -161,10 +155,6 @@ pub fn failures_of(bundle: &TraceBundle, service: &str) -> ServiceFailures {
     let analysis = analyze(&bundle.window, &query);
     ServiceFailures {
         n_failing: analysis.n_bad_sampled,
-        blamed: analysis
-            .candidates
-            .iter()
-            .map(|candidate| (candidate.component.clone(), candidate.votes))
-            .collect(),
+        blamed: analysis.candidates.iter().map(|candidate| (candidate.component.clone(), candidate.votes)).collect(),
     }
 }

@@ -24,10 +24,7 @@ fn inputs(rules: &[PathBuf], alertmanager: PathBuf) -> AuditInputs {
         catalog: None,
         config: None,
         traces: None,
-        label_names: ["service", "job", "app", "namespace", "k8s_deployment"]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+        label_names: ["service", "job", "app", "namespace", "k8s_deployment"].into_iter().map(String::from).collect(),
         show_progress: false,
     }
 }
@@ -74,10 +71,7 @@ fn expected(keys: &[Key]) -> BTreeSet<(String, String, Vec<Option<String>>)> {
             (
                 kind.to_string(),
                 severity.to_string(),
-                [rule, service, team, journey, receiver]
-                    .into_iter()
-                    .map(|value| value.map(str::to_string))
-                    .collect(),
+                [rule, service, team, journey, receiver].into_iter().map(|value| value.map(str::to_string)).collect(),
             )
         })
         .collect()
@@ -90,61 +84,17 @@ fn audit_finds_exactly_the_planted_problems() {
     assert_eq!(
         keys(&report),
         expected(&[
-            (
-                "misrouted",
-                "error",
-                Some("CheckoutSlow"),
-                Some("frontend"),
-                Some("web"),
-                None,
-                Some("payments-chat")
-            ),
-            (
-                "unowned_service",
-                "warning",
-                None,
-                Some("legacy-batch"),
-                None,
-                None,
-                None
-            ),
-            (
-                "cause_alert",
-                "warning",
-                Some("PostgresDown"),
-                Some("postgresql/payments"),
-                Some("dba"),
-                None,
-                None
-            ),
-            (
-                "cause_alert",
-                "info",
-                Some("LegacyBatchFailed"),
-                Some("legacy-batch"),
-                None,
-                None,
-                None
-            ),
-            (
-                "journey_without_symptom",
-                "warning",
-                None,
-                Some("search-api"),
-                Some("search"),
-                Some("search"),
-                None
-            ),
+            ("misrouted", "error", Some("CheckoutSlow"), Some("frontend"), Some("web"), None, Some("payments-chat")),
+            ("unowned_service", "warning", None, Some("legacy-batch"), None, None, None),
+            ("cause_alert", "warning", Some("PostgresDown"), Some("postgresql/payments"), Some("dba"), None, None),
+            ("cause_alert", "info", Some("LegacyBatchFailed"), Some("legacy-batch"), None, None, None),
+            ("journey_without_symptom", "warning", None, Some("search-api"), Some("search"), Some("search"), None),
         ]),
         "{}",
         report.to_table()
     );
     let rule = |alert: &str| {
-        report
-            .rules
-            .iter()
-            .find(|rule| rule.alert == alert)
-            .unwrap_or_else(|| panic!("rule {alert} audited"))
+        report.rules.iter().find(|rule| rule.alert == alert).unwrap_or_else(|| panic!("rule {alert} audited"))
     };
     assert_eq!(report.rules.len(), 4, "recording rules are skipped");
     let burn = rule("CheckoutErrorBudgetBurn");
@@ -170,10 +120,7 @@ fn audit_finds_exactly_the_planted_problems() {
 fn bad_inputs_are_reported_with_file_and_line_and_the_rest_is_audited() {
     let bad = audit_fixture("bad");
     let missing = bad.join("rules/missing.yml");
-    let mut inputs = inputs(
-        &[bad.join("rules/*.yml"), missing.clone()],
-        bad.join("alertmanager-bad-matcher.yml"),
-    );
+    let mut inputs = inputs(&[bad.join("rules/*.yml"), missing.clone()], bad.join("alertmanager-bad-matcher.yml"));
     inputs.owners = Some(bad.join("owners.yaml"));
     inputs.catalog = Some(bad.join("no-catalog"));
     let report = audit(&inputs).expect("valid usage");
@@ -181,35 +128,23 @@ fn bad_inputs_are_reported_with_file_and_line_and_the_rest_is_audited() {
     let has = |needle: &str| report.errors.iter().any(|error| error.contains(needle));
 
     let broken = bad.join("rules/broken.yml").display().to_string();
-    assert!(
-        has(&format!("{broken}:6:")),
-        "broken YAML named with its line:\n{errors}"
-    );
+    assert!(has(&format!("{broken}:6:")), "broken YAML named with its line:\n{errors}");
     let bad_expr = bad.join("rules/bad-expr.yml").display().to_string();
     assert!(
-        report
-            .errors
-            .iter()
-            .any(|error| error.starts_with(&format!("{bad_expr}:8: "))
-                && error.contains("group \"mixed\"")
-                && error.contains("alert \"NotPromQL\"")
-                && error.contains("invalid PromQL expression")),
+        report.errors.iter().any(|error| error.starts_with(&format!("{bad_expr}:8: "))
+            && error.contains("group \"mixed\"")
+            && error.contains("alert \"NotPromQL\"")
+            && error.contains("invalid PromQL expression")),
         "invalid PromQL named with file, line, group and alert:\n{errors}"
     );
     let matcher_file = bad.join("alertmanager-bad-matcher.yml").display().to_string();
     assert!(
-        report
-            .errors
-            .iter()
-            .any(|error| error.starts_with(&format!("{matcher_file}:6:"))
-                && error.contains("route.routes[1].matchers[0]")
-                && error.contains("invalid matcher")),
+        report.errors.iter().any(|error| error.starts_with(&format!("{matcher_file}:6:"))
+            && error.contains("route.routes[1].matchers[0]")
+            && error.contains("invalid matcher")),
         "invalid matcher named with file, line and key:\n{errors}"
     );
-    assert!(
-        has(&format!("cannot read {}", missing.display())),
-        "missing rule file:\n{errors}"
-    );
+    assert!(has(&format!("cannot read {}", missing.display())), "missing rule file:\n{errors}");
     assert!(has("no-catalog"), "missing catalog:\n{errors}");
     assert_eq!(report.errors.len(), 5, "{errors}");
 
@@ -238,10 +173,7 @@ fn bad_inputs_are_reported_with_file_and_line_and_the_rest_is_audited() {
     inputs.alertmanager = bad.join("nowhere.yml");
     let report = audit(&inputs).expect("valid usage");
     assert!(
-        report
-            .errors
-            .iter()
-            .any(|error| error.contains(&format!("cannot read {}", bad.join("nowhere.yml").display()))),
+        report.errors.iter().any(|error| error.contains(&format!("cannot read {}", bad.join("nowhere.yml").display()))),
         "{:?}",
         report.errors
     );
@@ -250,10 +182,7 @@ fn bad_inputs_are_reported_with_file_and_line_and_the_rest_is_audited() {
 
 /// The real amtool (Debian's prometheus-alertmanager), or a failure saying how to get it.
 fn amtool() -> PathBuf {
-    let candidates = [
-        std::env::var_os("CAUSEWAY_TEST_AMTOOL").map(PathBuf::from),
-        which("amtool"),
-    ];
+    let candidates = [std::env::var_os("CAUSEWAY_TEST_AMTOOL").map(PathBuf::from), which("amtool")];
     candidates.into_iter().flatten().find(|path| path.is_file()).unwrap_or_else(|| {
         panic!(
             "amtool is missing: install Debian's Alertmanager (as root: `apt-get install -y --no-install-recommends \
@@ -264,9 +193,7 @@ fn amtool() -> PathBuf {
 
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|directory| directory.join(program))
-            .find(|path| path.is_file())
+        std::env::split_paths(&paths).map(|directory| directory.join(program)).find(|path| path.is_file())
     })
 }
 
@@ -284,18 +211,10 @@ fn amtool_routes(amtool: &Path, config: &Path, labels: &LabelSet) -> Vec<String>
         .args(labels.iter().map(|(name, value)| amtool_label(name, value)))
         .output()
         .expect("amtool runs");
-    assert!(
-        output.status.success(),
-        "amtool failed on {labels:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "amtool failed on {labels:?}: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().next().unwrap_or("").trim();
-    if line.is_empty() {
-        Vec::new()
-    } else {
-        line.split(',').map(str::to_string).collect()
-    }
+    if line.is_empty() { Vec::new() } else { line.split(',').map(str::to_string).collect() }
 }
 
 /// Every combination of these values (`None`: the label is absent), in a fixed order.
@@ -313,10 +232,7 @@ fn label_product() -> Vec<LabelSet> {
                 Some("search-api"),
             ],
         ),
-        (
-            "severity",
-            &[None, Some("page"), Some("critical"), Some("warning"), Some("ticket")],
-        ),
+        ("severity", &[None, Some("page"), Some("critical"), Some("warning"), Some("ticket")]),
         ("team", &[None, Some("dba"), Some("payments")]),
         ("env", &[None, Some("prod"), Some("staging"), Some("dev")]),
     ];
@@ -362,10 +278,7 @@ fn routing_is_identical_to_amtool() {
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().expect("worker"))
-            .collect()
+        workers.into_iter().flat_map(|worker| worker.join().expect("worker")).collect()
     });
     assert!(
         mismatches.is_empty(),
@@ -375,37 +288,22 @@ fn routing_is_identical_to_amtool() {
         mismatches.join("\n")
     );
     // The product reaches every receiver, so every branch of the tree was compared.
-    let reached: BTreeSet<String> = label_sets
-        .iter()
-        .flat_map(|labels| tree.receivers_for(labels))
-        .collect();
+    let reached: BTreeSet<String> = label_sets.iter().flat_map(|labels| tree.receivers_for(labels)).collect();
     assert_eq!(reached.len(), tree.receivers.len(), "reached {reached:?}");
 }
 
 #[test]
 fn configurations_amtool_refuses_are_refused() {
     let amtool = amtool();
-    for name in [
-        "bad/alertmanager-bad-matcher.yml",
-        "bad/alertmanager-unknown-receiver.yml",
-    ] {
+    for name in ["bad/alertmanager-bad-matcher.yml", "bad/alertmanager-unknown-receiver.yml"] {
         let config = audit_fixture(name);
-        let status = Command::new(&amtool)
-            .arg("check-config")
-            .arg(&config)
-            .output()
-            .expect("amtool runs")
-            .status;
+        let status = Command::new(&amtool).arg("check-config").arg(&config).output().expect("amtool runs").status;
         assert!(!status.success(), "amtool accepts {name}");
         assert!(RoutingTree::load(&config).is_err(), "causeway accepts {name}");
     }
     for name in ["amtool/alertmanager.yml", "shop/alertmanager.yml"] {
         let config = audit_fixture(name);
-        let output = Command::new(&amtool)
-            .arg("check-config")
-            .arg(&config)
-            .output()
-            .expect("amtool runs");
+        let output = Command::new(&amtool).arg("check-config").arg(&config).output().expect("amtool runs");
         assert!(output.status.success(), "amtool refuses {name}");
         assert!(RoutingTree::load(&config).is_ok(), "causeway refuses {name}");
     }
@@ -426,15 +324,8 @@ fn the_command_renders_every_format_and_sets_exit_codes() {
     let rules = shop.join("rules/*.yml").display().to_string();
     let alertmanager = shop.join("alertmanager.yml").display().to_string();
     let config = shop.join("causeway.yaml").display().to_string();
-    let base = [
-        "--rules",
-        rules.as_str(),
-        "--alertmanager",
-        alertmanager.as_str(),
-        "--config",
-        config.as_str(),
-        "--quiet",
-    ];
+    let base =
+        ["--rules", rules.as_str(), "--alertmanager", alertmanager.as_str(), "--config", config.as_str(), "--quiet"];
     let run = |extra: &[&str]| causeway(&[&base[..], extra].concat());
 
     let output = run(&["--format", "json", "--fail-on", "error"]);
@@ -445,14 +336,9 @@ fn the_command_renders_every_format_and_sets_exit_codes() {
     assert_eq!(keys, BTreeSet::from(["rules", "findings", "errors"]));
     for rule in json["rules"].as_array().expect("rules") {
         let keys: BTreeSet<&str> = rule.as_object().expect("rule").keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["group", "alert", "services", "receivers", "teams", "owners"])
-        );
+        assert_eq!(keys, BTreeSet::from(["group", "alert", "services", "receivers", "teams", "owners"]));
     }
-    let allowed = BTreeSet::from([
-        "kind", "severity", "rule", "service", "team", "journey", "receiver", "detail",
-    ]);
+    let allowed = BTreeSet::from(["kind", "severity", "rule", "service", "team", "journey", "receiver", "detail"]);
     for finding in json["findings"].as_array().expect("findings") {
         for key in finding.as_object().expect("finding").keys() {
             assert!(allowed.contains(key.as_str()), "unexpected key {key}");
@@ -461,17 +347,11 @@ fn the_command_renders_every_format_and_sets_exit_codes() {
     }
     assert_eq!(json["findings"][0]["kind"], "misrouted", "most severe first");
 
-    assert_eq!(
-        run(&["--fail-on", "warning", "--format", "markdown"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(run(&["--fail-on", "warning", "--format", "markdown"]).status.code(), Some(1));
     let table = run(&[]);
     assert_eq!(table.status.code(), Some(0), "no --fail-on: a report, not a gate");
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(
-        text.contains("RULES") && text.contains("FINDINGS") && text.contains("misrouted"),
-        "{text}"
-    );
+    assert!(text.contains("RULES") && text.contains("FINDINGS") && text.contains("misrouted"), "{text}");
 
     let html = run(&["--format", "html"]);
     let page = String::from_utf8_lossy(&html.stdout);
@@ -479,12 +359,7 @@ fn the_command_renders_every_format_and_sets_exit_codes() {
     assert!(!page.contains("src=") && !page.contains("href="), "self-contained page");
 
     let usage = run(&["--label-names", ","]);
-    assert_eq!(
-        usage.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&usage.stderr)
-    );
+    assert_eq!(usage.status.code(), Some(2), "{}", String::from_utf8_lossy(&usage.stderr));
     let usage = causeway(&["--rules", rules.as_str()]);
     assert_eq!(usage.status.code(), Some(2), "--alertmanager is required");
     let usage = causeway(&["--rules", rules.as_str(), "--alertmanager", alertmanager.as_str()]);
@@ -549,10 +424,7 @@ fn traces_show_pages_absorbed_for_downstream_failures() {
         ));
     }
     for trace in 13..=15u32 {
-        lines.push(otlp_line(
-            trace,
-            &[("frontend", 1, 0, SERVER, "POST /api/checkout", OK, &[])],
-        ));
+        lines.push(otlp_line(trace, &[("frontend", 1, 0, SERVER, "POST /api/checkout", OK, &[])]));
     }
     let bundle = tempfile::tempdir().expect("tempdir");
     std::fs::write(bundle.path().join("traces.jsonl"), lines.join("\n") + "\n").expect("write bundle");
@@ -561,27 +433,17 @@ fn traces_show_pages_absorbed_for_downstream_failures() {
     inputs.traces = Some(bundle.path().to_path_buf());
     let report = audit(&inputs).expect("valid usage");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let absorbed: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|finding| finding.kind.as_str() == "absorbed_pages")
-        .collect();
+    let absorbed: Vec<&Finding> =
+        report.findings.iter().filter(|finding| finding.kind.as_str() == "absorbed_pages").collect();
     assert_eq!(absorbed.len(), 1, "{}", report.to_table());
     assert_eq!(absorbed[0].team.as_deref(), Some("web"));
     assert_eq!(absorbed[0].severity.as_str(), "info");
     let detail = &absorbed[0].detail;
     assert!(detail.starts_with("1 of 1 error alerts routed to web"), "{detail}");
-    assert!(
-        detail.contains("frontend: 12 of 12 failing requests caused in postgresql/payments (dba) 12"),
-        "{detail}"
-    );
+    assert!(detail.contains("frontend: 12 of 12 failing requests caused in postgresql/payments (dba) 12"), "{detail}");
     // Everything else is as without traces.
     let without: BTreeSet<_> = keys(&audit(&shop_inputs()).expect("valid usage"));
-    let with: BTreeSet<_> = report
-        .findings
-        .iter()
-        .filter(|finding| finding.kind.as_str() != "absorbed_pages")
-        .map(finding_key)
-        .collect();
+    let with: BTreeSet<_> =
+        report.findings.iter().filter(|finding| finding.kind.as_str() != "absorbed_pages").map(finding_key).collect();
     assert_eq!(with, without);
 }
