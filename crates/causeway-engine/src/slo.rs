@@ -37,6 +37,8 @@ pub struct JourneySli {
     minutes: Vec<i64>,
     /// Active symptom ids: (kind, page?) pairs currently firing.
     firing: Vec<(SymptomKind, bool)>,
+    /// The first minute counted: windows reaching before it are scaled (see `effective`).
+    first_minute: Option<i64>,
 }
 
 impl JourneySli {
@@ -47,10 +49,12 @@ impl JourneySli {
             ring: vec![MinuteCounts::default(); minutes],
             minutes: vec![i64::MIN; minutes],
             firing: Vec::new(),
+            first_minute: None,
         }
     }
 
     fn slot(&mut self, minute: i64) -> &mut MinuteCounts {
+        self.first_minute = Some(self.first_minute.map_or(minute, |first| first.min(minute)));
         let index = minute.rem_euclid(self.ring.len() as i64) as usize;
         if self.minutes[index] != minute {
             self.minutes[index] = minute;
@@ -74,6 +78,21 @@ impl JourneySli {
             }
         }
         sum
+    }
+
+    /// A window's counts as if the time before the first counted minute had been healthy
+    /// traffic at the observed rate: right after a cold start, a window of an hour holding a
+    /// minute of data would otherwise turn two stray errors into a page. (With a full history,
+    /// as Prometheus would have it, this changes nothing.)
+    pub fn effective(&self, now: Nanos, window: Nanos, counts: MinuteCounts) -> MinuteCounts {
+        let Some(first) = self.first_minute else { return counts };
+        let history = now.div_euclid(NANOS_PER_MIN) - first + 1;
+        let window_minutes = (window + NANOS_PER_MIN - 1) / NANOS_PER_MIN;
+        if history <= 0 || window_minutes <= history {
+            return counts;
+        }
+        let scaled = (f64::from(counts.total) * window_minutes as f64 / history as f64).min(f64::from(u32::MAX));
+        MinuteCounts { total: scaled as u32, ..counts }
     }
 
     /// Sums for several windows in one walk back from `now` (windows in any order).
@@ -232,10 +251,11 @@ impl SloTracker {
                     .iter()
                     .enumerate()
                     .map(|(n, tier)| {
-                        let (long, short) = (sums[2 * n], sums[2 * n + 1]);
+                        let long = state.effective(now, tier.long, sums[2 * n]);
+                        let short = state.effective(now, tier.short, sums[2 * n + 1]);
                         let burn_long = burn(long, kind, budget);
                         let burn_short = burn(short, kind, budget);
-                        let firing = u64::from(short.total) >= journey.slo.min_requests
+                        let firing = u64::from(sums[2 * n + 1].total) >= journey.slo.min_requests
                             && burn_long >= tier.burn
                             && burn_short >= tier.burn;
                         (tier, burn_long, burn_short, firing)
@@ -323,8 +343,10 @@ impl SloTracker {
                                 .tiers
                                 .iter()
                                 .map(|tier| {
-                                    let burn_long = burn(state.sum(now, tier.long), kind, budget);
-                                    let burn_short = burn(state.sum(now, tier.short), kind, budget);
+                                    let long = state.effective(now, tier.long, state.sum(now, tier.long));
+                                    let short = state.effective(now, tier.short, state.sum(now, tier.short));
+                                    let burn_long = burn(long, kind, budget);
+                                    let burn_short = burn(short, kind, budget);
                                     TierStatus {
                                         name: tier.name.clone(),
                                         page: tier.page,
@@ -500,6 +522,54 @@ mod tests {
         // 13.44x instead of 14.4x: 0.01344 * 3600 = 48.4 s at 100% errors.
         let seconds = detection_seconds(1.0, 28 * DAY).expect("fires");
         assert!((47..=60).contains(&seconds), "detected after {seconds} s");
+    }
+
+    #[test]
+    fn a_cold_start_does_not_page_on_a_few_stray_errors() {
+        // No history at all, then 2 errors in the first 60 requests (3%): an hour's window
+        // holding one minute would read 3% (30x); counted as an hour of traffic at the same
+        // rate it is 0.05% and nothing fires. A full outage still fires.
+        let mut dictionary = Dictionary::default();
+        let service = dictionary.strings.intern("frontend");
+        let name = dictionary.strings.intern("POST /api/checkout");
+        let resource = dictionary.resources.intern(Resource { service, ..Resource::default() });
+        let mut tracker = SloTracker::new(&[journey(30 * DAY, 10)]);
+        let start: Nanos = 1_700_000_000 * 1_000_000_000;
+        let request = |n: i64, failing: bool| IncomingSpan {
+            trace_id: TraceId([3; 16]),
+            span: Span {
+                span_id: SpanId(n as u64 + 1),
+                parent_span_id: SpanId::NONE,
+                start: start + n * 1_000_000_000 - 1,
+                end: start + n * 1_000_000_000,
+                resource,
+                name,
+                route: crate::Symbol::NONE,
+                callee: crate::Symbol::NONE,
+                error_type: crate::Symbol::NONE,
+                exception_type: crate::Symbol::NONE,
+                exception_message: crate::Symbol::NONE,
+                db_statement: crate::Symbol::NONE,
+                http_status: if failing { 500 } else { 200 },
+                rpc_status: Span::NO_RPC_STATUS,
+                kind: SpanKind::Server,
+                status: StatusCode::Unset,
+                callee_kind: CalleeKind::None,
+                links: None,
+            },
+        };
+        for n in 0..60 {
+            tracker.count(&dictionary, &[request(n, n == 10 || n == 40)]);
+        }
+        assert!(tracker.evaluate(start + 60 * 1_000_000_000).is_empty(), "two stray errors must not page");
+        for n in 60..240 {
+            tracker.count(&dictionary, &[request(n, true)]);
+        }
+        let events = tracker.evaluate(start + 240 * 1_000_000_000);
+        assert!(
+            events.iter().any(|event| matches!(event, SloEvent::Fire(symptom) if symptom.may_page)),
+            "an outage pages"
+        );
     }
 
     #[test]

@@ -18,6 +18,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The one-command demo: a simulated web shop streams traffic into a local server, a fault
+    /// is injected every few minutes, and each page is printed here. No config needed.
+    Demo {
+        /// Simulated world: webshop (default) or large, or a world YAML file.
+        #[arg(long, default_value = "webshop")]
+        world: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run simulated time this many times faster than real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Address of the UI and API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+    },
     /// Run the service: OTLP receivers, engine, API.
     Serve {
         /// Configuration file (every key has a default; without a file the defaults apply).
@@ -157,6 +172,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(args) => crate::audit::run_command(args),
+        Command::Demo { world, seed, speed, http } => {
+            crate::demo::run(crate::demo::DemoOptions { world, seed, speed, http })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Simulate(args) => crate::sim::command::run(args),
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod metrics;
 pub mod notifiers;
 pub mod ownership;
