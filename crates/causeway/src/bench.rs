@@ -60,6 +60,7 @@ pub fn synthetic_requests(
     spacing: Nanos,
     seed: u64,
     failing: impl Fn(usize) -> bool,
+    slow_instead: bool,
 ) -> Vec<ExportTraceServiceRequest> {
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
     for trace in 0..n_traces {
@@ -67,7 +68,10 @@ pub fn synthetic_requests(
         trace_id[..8].copy_from_slice(&seed.to_be_bytes());
         trace_id[8..].copy_from_slice(&(trace as u64 + 1).to_be_bytes());
         let t0 = start + (trace as i64) * spacing;
-        let fail = failing(trace);
+        // A "failing" trace either errs in the ledger's database or, with `slow_instead`, waits
+        // 900 ms on it (every span from the database call up grows by that much).
+        let (fail, slow) = if slow_instead { (false, failing(trace)) } else { (failing(trace), false) };
+        let extra = if slow { 900 * NANOS_PER_MS } else { 0 };
         let chain = [0usize, 1, 4, 7]; // frontend -> checkout -> payments -> ledger
         let mut parent: Vec<u8> = Vec::new();
         let mut checkout_server: Vec<u8> = Vec::new();
@@ -82,7 +86,7 @@ pub fn synthetic_requests(
         for (depth, service) in chain.iter().enumerate() {
             let (_, operation) = SERVICES[*service];
             let offset = depth as i64 * 2 * NANOS_PER_MS;
-            let duration = (120 - depth as i64 * 25) * NANOS_PER_MS + (trace as i64 % 7) * NANOS_PER_MS;
+            let duration = (120 - depth as i64 * 25) * NANOS_PER_MS + (trace as i64 % 7) * NANOS_PER_MS + extra;
             let status = if fail { 500 } else { 200 };
             let server_id = next_id();
             if depth == 1 {
@@ -208,8 +212,14 @@ pub struct IngestFigures {
 
 /// Decode-only against decode + validate + convert + insert, on the same payloads.
 pub fn ingest(n_traces: usize, rounds: usize) -> IngestFigures {
-    let requests =
-        synthetic_requests(n_traces, 1_700_000_000 * 1_000_000_000, 10 * NANOS_PER_MS, 7, |trace| trace % 20 == 0);
+    let requests = synthetic_requests(
+        n_traces,
+        1_700_000_000 * 1_000_000_000,
+        10 * NANOS_PER_MS,
+        7,
+        |trace| trace % 20 == 0,
+        false,
+    );
     let payloads: Vec<Vec<u8>> = requests.iter().map(Message::encode_to_vec).collect();
     let n_spans: u64 = requests.iter().map(otlp::count_spans).sum();
     let payload_bytes: u64 = payloads.iter().map(|payload| payload.len() as u64).sum();
@@ -264,6 +274,7 @@ pub fn ingest(n_traces: usize, rounds: usize) -> IngestFigures {
 
 #[derive(Debug, serde::Serialize)]
 pub struct RouteFigures {
+    pub kind: SymptomKind,
     pub traces: usize,
     pub spans: usize,
     pub runs: usize,
@@ -276,7 +287,7 @@ pub struct RouteFigures {
 
 /// One routing decision over a window of `n_traces` traces of the checkout journey, 10% failing
 /// in the ledger in the evidence window; timed `runs` times.
-pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
+pub fn route(n_traces: usize, runs: usize, kind: SymptomKind) -> RouteFigures {
     let start = 1_700_000_000 * 1_000_000_000;
     let mut ownership = Ownership::new("sre");
     for (service, team) in [("frontend", "web"), ("checkout", "shop"), ("payments", "payments"), ("ledger", "finance")]
@@ -307,7 +318,14 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
     let span_of_window = n_traces as i64 * spacing;
     let lookback = 2 * NANOS_PER_MIN;
     let evidence_from = n_traces.saturating_sub((lookback / spacing) as usize);
-    let requests = synthetic_requests(n_traces, start, spacing, 11, |trace| trace >= evidence_from && trace % 10 == 0);
+    let requests = synthetic_requests(
+        n_traces,
+        start,
+        spacing,
+        11,
+        |trace| trace >= evidence_from && trace % 10 == 0,
+        kind == SymptomKind::Latency,
+    );
     let options = ConvertOptions::default();
     let mut converted = Vec::new();
     for request in &requests {
@@ -319,7 +337,7 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
     let symptom = Symptom {
         id: "bench".into(),
         target: SymptomTarget::Journey { journey: "checkout".into() },
-        kind: Some(SymptomKind::Error),
+        kind: Some(kind),
         may_page: true,
         fired_at,
         source: SymptomSource::Slo {
@@ -357,6 +375,7 @@ pub fn route(n_traces: usize, runs: usize) -> RouteFigures {
         (samples[index] * 100.0).round() / 100.0
     };
     RouteFigures {
+        kind,
         traces: n_traces,
         spans: engine.window().n_spans(),
         runs,

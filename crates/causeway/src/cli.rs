@@ -94,6 +94,9 @@ pub enum BenchCommand {
         traces: usize,
         #[arg(long, default_value_t = 50)]
         runs: usize,
+        /// error: errors deep in the graph; latency: a slow database (critical paths of every trace).
+        #[arg(long, default_value = "error")]
+        kind: String,
         #[arg(long)]
         json: bool,
     },
@@ -165,8 +168,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 BenchCommand::Ingest { traces, rounds, json } => {
                     crate::bench::print(&crate::bench::ingest(traces, rounds.max(1)), json)
                 }
-                BenchCommand::Route { traces, runs, json } => {
-                    crate::bench::print(&crate::bench::route(traces, runs.max(1)), json)
+                BenchCommand::Route { traces, runs, kind, json } => {
+                    let kind = match kind.as_str() {
+                        "error" => causeway_engine::analysis::SymptomKind::Error,
+                        "latency" => causeway_engine::analysis::SymptomKind::Latency,
+                        other => anyhow::bail!("--kind {other:?}: use error or latency"),
+                    };
+                    crate::bench::print(&crate::bench::route(traces, runs.max(1), kind), json)
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -85,7 +85,7 @@ async fn demo(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  UI and API   http://{}", addresses.http);
     println!("  OTLP/HTTP    http://{}/v1/traces (simulated services send here)", addresses.otlp_http);
-    println!("  faults       one every 4 minutes, the first in about a minute; each lasts 2.5 minutes");
+    println!("  faults       one every 4 minutes, the first 30 s after the warm-up; each lasts 2.5 minutes");
     println!("  pages        printed below as each team's channel receives them. Ctrl-C to stop.\n");
 
     // An hour of healthy history first, sent as fast as the server takes it: burn-rate windows
@@ -119,7 +119,7 @@ async fn demo(options: DemoOptions) -> anyhow::Result<()> {
     stream_options.speed = options.speed;
     stream_options.notices = Some(notice_sender);
     if let sim::FaultPlan::Cycle { first_after, .. } = &mut stream_options.simulation.faults {
-        *first_after = std::time::Duration::from_secs(60);
+        *first_after = std::time::Duration::from_secs(30);
     }
     let stream_stop = stopped(stop_receiver.clone());
     let stream_task = tokio::spawn(async move { sim::stream::stream(stream_options, &url, stream_stop).await });

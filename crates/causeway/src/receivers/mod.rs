@@ -5,3 +5,6 @@ pub mod changes;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod otlp_http;
+
+#[cfg(test)]
+mod fuzz;
