@@ -39,6 +39,77 @@ pub struct ReportIncident {
     pub pages: Vec<ReportPage>,
     pub outcome: String,
     pub reasons: Vec<String>,
+    pub brief: Option<ReportBrief>,
+}
+
+/// The brief in the report's shape (issue 7): fields as other tools read them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportBrief {
+    pub summary: String,
+    pub probable_causes: Vec<serde_json::Value>,
+    pub common_attributes: Vec<serde_json::Value>,
+    pub changes: Vec<serde_json::Value>,
+    pub remediations: Vec<serde_json::Value>,
+    pub similar_incidents: Vec<serde_json::Value>,
+    pub blast_radius: serde_json::Value,
+}
+
+fn report_brief(brief: &causeway_engine::brief::Brief) -> ReportBrief {
+    use serde_json::json;
+    ReportBrief {
+        summary: brief.summary.clone(),
+        probable_causes: brief
+            .probable_causes
+            .iter()
+            .map(|cause| json!({"service": cause.service, "team": cause.team, "kind": cause.kind, "score": cause.score, "why": cause.why}))
+            .collect(),
+        common_attributes: brief
+            .common_attributes
+            .iter()
+            .map(|attribute| {
+                json!({
+                    "component": attribute.component,
+                    "key": attribute.key,
+                    "value": attribute.value,
+                    "share_bad": attribute.share_bad,
+                    "share_baseline": attribute.share_baseline,
+                })
+            })
+            .collect(),
+        changes: brief
+            .changes
+            .iter()
+            .map(|change| {
+                json!({
+                    "service": change.service,
+                    "kind": change.kind,
+                    "version": change.version,
+                    "previous_version": change.previous_version,
+                    "at": time(change.at),
+                    "source": change.source,
+                })
+            })
+            .collect(),
+        remediations: brief
+            .remediations
+            .iter()
+            .map(|remediation| json!({"action": remediation.action, "target": remediation.target, "why": remediation.why}))
+            .collect(),
+        similar_incidents: brief
+            .similar_incidents
+            .iter()
+            .map(|similar| {
+                json!({
+                    "id": similar.id,
+                    "opened_at": time(similar.opened_at),
+                    "duration_minutes": similar.duration_minutes,
+                    "paged_teams": similar.paged_teams,
+                    "ended": similar.ended,
+                })
+            })
+            .collect(),
+        blast_radius: serde_json::to_value(&brief.blast_radius).unwrap_or_default(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -241,6 +312,7 @@ fn report_incident(incident: &Incident) -> ReportIncident {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
         reasons: decision.reasons.clone(),
+        brief: incident.brief.as_ref().map(report_brief),
     }
 }
 
@@ -421,6 +493,28 @@ pub fn markdown(report: &Report) -> String {
         }
         for reason in &incident.reasons {
             let _ = writeln!(out, "- why: {reason}");
+        }
+        if let Some(brief) = &incident.brief {
+            let _ = writeln!(out, "- brief: {}", brief.summary);
+            for attribute in &brief.common_attributes {
+                let _ = writeln!(
+                    out,
+                    "  - common: {}={} ({} of failing, {} of baseline)",
+                    attribute["key"].as_str().unwrap_or(""),
+                    attribute["value"].as_str().unwrap_or(""),
+                    attribute["share_bad"],
+                    attribute["share_baseline"]
+                );
+            }
+            for remediation in &brief.remediations {
+                let _ = writeln!(
+                    out,
+                    "  - option: {} {} — {}",
+                    remediation["action"].as_str().unwrap_or(""),
+                    remediation["target"].as_str().unwrap_or(""),
+                    remediation["why"].as_str().unwrap_or("")
+                );
+            }
         }
         let _ = writeln!(out);
     }

@@ -33,6 +33,24 @@ impl TestServer {
         TestServer { addresses, data_dir, shutdown: Some(sender), task: Some(task) }
     }
 
+    /// Starts from a configuration file on disk (relative paths resolve against it), with
+    /// `serve` options such as `--record`.
+    pub async fn start_from(config_path: &Path, options: causeway::server::ServeOptions) -> TestServer {
+        let mut config = Config::load(config_path).expect("test configuration is valid");
+        config.listen.otlp_grpc = "127.0.0.1:0".parse().expect("address");
+        config.listen.otlp_http = "127.0.0.1:0".parse().expect("address");
+        config.listen.http = "127.0.0.1:0".parse().expect("address");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        config.data_dir = data_dir.path().to_path_buf();
+        let server = Server::bind_with(config, options).await.expect("bind loopback ports");
+        let addresses = server.addresses().expect("bound addresses");
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = receiver.await;
+        }));
+        TestServer { addresses, data_dir, shutdown: Some(sender), task: Some(task) }
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("http://{}{path}", self.addresses.http)
     }

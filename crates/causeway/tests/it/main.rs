@@ -7,4 +7,6 @@ mod flood;
 mod otel_sdk;
 mod otlp_ingest;
 mod paging;
+mod prometheus;
 mod receivers;
+mod record_replay;

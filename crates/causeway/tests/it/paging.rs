@@ -336,3 +336,58 @@ async fn a_kill_9_between_decision_and_delivery_loses_no_page() {
     assert_eq!(detail["summary"]["state"], "open", "the incident survived the crash");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_guard_the_api_and_ingest_and_never_leak() {
+    const API_TOKEN: &str = "api-token-SECRET-0001";
+    const INGEST_TOKEN: &str = "ingest-token-SECRET-0002";
+    let server = ChildServer::start_with(
+        "auth: { token_env: CAUSEWAY_TOKEN, ingest_token_env: CAUSEWAY_INGEST }\n",
+        &[("CAUSEWAY_TOKEN", API_TOKEN), ("CAUSEWAY_INGEST", INGEST_TOKEN)],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let request = client.get(server.api(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+    };
+    assert_eq!(get("/healthz", None).await.expect("healthz").status(), 200, "health stays open");
+    assert_eq!(get("/api/v1/incidents", None).await.expect("api").status(), 401);
+    assert_eq!(get("/api/v1/incidents", Some("wrong")).await.expect("api").status(), 401);
+    assert_eq!(
+        get("/api/v1/incidents", Some(INGEST_TOKEN)).await.expect("api").status(),
+        401,
+        "ingest token is not the API token"
+    );
+    assert_eq!(get("/api/v1/incidents", Some(API_TOKEN)).await.expect("api").status(), 200);
+    let write = client.post(server.api("/api/v1/incidents/inc-1/ack")).send().await.expect("write");
+    assert_eq!(write.status(), 401, "writes need the token too");
+
+    let alert = webhook("firing", json!({"alertname": "DiskFull", "team": "infra", "severity": "page"}));
+    let post_alert =
+        |token: &str| client.post(server.api("/api/v1/alerts/alertmanager")).bearer_auth(token).json(&alert).send();
+    assert_eq!(post_alert(API_TOKEN).await.expect("intake").status(), 401, "alert intake takes the ingest token");
+    assert_eq!(post_alert(INGEST_TOKEN).await.expect("intake").status(), 200);
+
+    let body = std::fs::read(fixture("samples/otlp_trace_3svc.pb")).expect("sample");
+    let otlp = |token: Option<&str>| {
+        let request =
+            client.post(server.otlp_http()).header("content-type", "application/x-protobuf").body(body.clone());
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+    };
+    assert_eq!(otlp(None).await.expect("otlp").status(), 401);
+    assert_eq!(otlp(Some(INGEST_TOKEN)).await.expect("otlp").status(), 200);
+
+    let logs = server.logs();
+    assert!(!logs.contains(API_TOKEN) && !logs.contains(INGEST_TOKEN), "tokens leaked into the logs");
+    server.stop().await;
+}
