@@ -384,6 +384,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Attaches the optional AI narration to an incident's brief and tells the paged teams.
+    pub fn attach_narration(
+        &mut self,
+        incident_id: &str,
+        narration: crate::brief::Narration,
+        at: Nanos,
+    ) -> Result<(), CommandError> {
+        self.now = self.now.max(at);
+        let incident = self.incident_mut(incident_id)?;
+        let Some(brief) = incident.brief.as_mut() else {
+            return Err(CommandError::Invalid(format!("incident {incident_id} has no brief to narrate")));
+        };
+        let text = narration.text.clone();
+        brief.narration = Some(narration);
+        incident.log(at, "narration", "AI-written summary attached (it cites the brief's evidence)".to_string());
+        let teams = incident.paged_teams.clone();
+        for team in teams {
+            self.emit(
+                incident_id,
+                &team,
+                Action::Update,
+                at,
+                format!("AI-written summary (cites the brief's evidence): {text}"),
+            );
+        }
+        self.changed.insert(incident_id.to_string());
+        Ok(())
+    }
+
     /// Analyses a symptom without applying anything (API "what would happen", tests, bench).
     pub fn analyse(&self, symptom: &Symptom) -> (Option<Analysis>, Decision) {
         let plan = self.plan(symptom);

@@ -38,6 +38,9 @@ pub struct Config {
     pub notifiers: crate::notifiers::NotifiersSection,
     #[serde(default)]
     pub ui: UiSection,
+    /// The optional narrator (an OpenAI-compatible chat-completions endpoint).
+    #[serde(default)]
+    pub assistant: Option<crate::assistant::AssistantSection>,
     #[serde(default)]
     pub auth: Option<AuthSection>,
     /// Where the file was read from; relative paths inside it resolve against its directory.
@@ -59,6 +62,7 @@ impl Default for Config {
             alerts: AlertsSection::default(),
             notifiers: crate::notifiers::NotifiersSection::default(),
             ui: UiSection::default(),
+            assistant: None,
             auth: None,
             base_dir: PathBuf::from("."),
         }

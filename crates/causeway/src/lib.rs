@@ -5,6 +5,7 @@
 //! the API and UI read.
 
 pub mod api;
+pub mod assistant;
 pub mod audit;
 pub mod auth;
 pub mod bench;

@@ -110,9 +110,21 @@ impl Server {
             core = core.with_recorder(Recorder::create(dir, &config, self.options.config_path.as_deref())?);
             tracing::info!(dir = %dir.display(), "recording everything received as a replay bundle");
         }
+        let narration_jobs = match &config.assistant {
+            Some(assistant) => {
+                let narrator = crate::assistant::Narrator::new(assistant.clone()).context("assistant")?;
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                core = core.with_narrator(sender);
+                Some((narrator, receiver))
+            }
+            None => None,
+        };
         core.restore(wall_clock_nanos())?;
         let (pipeline, pipeline_thread) =
             Pipeline::start(core, config.ingest.queue_bytes.as_usize()).context("cannot start the pipeline thread")?;
+        if let Some((narrator, receiver)) = narration_jobs {
+            tokio::spawn(narrator.run(receiver, pipeline.shared.clone()));
+        }
         let max_request_bytes = config.ingest.max_request_bytes.as_usize();
 
         let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);

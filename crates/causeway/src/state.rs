@@ -51,6 +51,8 @@ pub struct Core {
     persisted_changes: usize,
     last_sli_save: Nanos,
     recorder: Option<Recorder>,
+    narrator: Option<tokio::sync::mpsc::UnboundedSender<crate::assistant::Job>>,
+    narrated: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Core {
@@ -71,7 +73,23 @@ impl Core {
             persisted_changes: 0,
             last_sli_save: Nanos::MIN,
             recorder: None,
+            narrator: None,
+            narrated: std::collections::HashSet::new(),
         }
+    }
+
+    /// Asks the narrator for a summary of each new incident's brief (after its page is queued).
+    pub fn with_narrator(mut self, jobs: tokio::sync::mpsc::UnboundedSender<crate::assistant::Job>) -> Core {
+        self.narrator = Some(jobs);
+        self
+    }
+
+    /// An accepted AI narration arrives: attach it and update the paged teams.
+    pub fn narrate(&mut self, incident: &str, narration: causeway_engine::brief::Narration, now: Nanos) {
+        if let Err(error) = self.engine.attach_narration(incident, narration, now) {
+            tracing::warn!(%incident, %error, "narration not attached");
+        }
+        self.flush(now);
     }
 
     pub fn with_outbox(mut self, outbox: Outbox) -> Core {
@@ -287,6 +305,18 @@ impl Core {
                 tracing::error!(incident = %effect.incident_id, action = effect.action.as_str(), "{warning}");
             }
             batch.deliveries.extend(deliveries);
+        }
+        if let Some(narrator) = &self.narrator {
+            for effect in effects.iter().filter(|effect| effect.action == causeway_engine::incident::Action::Page) {
+                if !self.narrated.insert(effect.incident_id.clone()) {
+                    continue;
+                }
+                if let Some(brief) =
+                    self.engine.incident(&effect.incident_id).and_then(|incident| incident.brief.clone())
+                {
+                    let _ = narrator.send(crate::assistant::Job { incident_id: effect.incident_id.clone(), brief });
+                }
+            }
         }
         let changes = self.engine.changes();
         let new_changes: Vec<Change> = changes.iter().skip(self.persisted_changes).cloned().collect();

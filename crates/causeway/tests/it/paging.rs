@@ -13,6 +13,9 @@ use crate::receivers::{Mock, Plan, Recorded};
 const PD_KEY: &str = "pd-routing-key-SECRET-1234";
 const OG_KEY: &str = "og-api-key-SECRET-5678";
 const HMAC_SECRET: &str = "hmac-SECRET-9abc";
+const LLM_KEY: &str = "llm-key-SECRET-def0";
+const ASSISTANT: &str =
+    "assistant: { base_url: \"MOCK/llm/v1\", model: test-model, api_key_env: LLM_KEY, timeout: 1s }";
 
 struct World {
     mock: Mock,
@@ -20,8 +23,13 @@ struct World {
 }
 
 async fn world(configure: impl FnOnce(&Mock)) -> World {
+    world_with("", configure).await
+}
+
+async fn world_with(extra_yaml: &str, configure: impl FnOnce(&Mock)) -> World {
     let mock = Mock::start().await;
     configure(&mock);
+    let extra_yaml = extra_yaml.replace("MOCK", &mock.url);
     let config = format!(
         r#"
 version: 1
@@ -39,6 +47,7 @@ notifiers:
   pagerduty: {{ events_url: "{url}/pagerduty" }}
   opsgenie: {{ api_url: "{url}/opsgenie", api_key_env: OPSGENIE_KEY }}
   delivery: {{ timeout: 2s, initial_backoff: 200ms, max_backoff: 1s, max_attempts: 3 }}
+{extra_yaml}
 "#,
         url = mock.url
     );
@@ -68,6 +77,7 @@ default_team: sre
             ("SLACK_DBA", &slack_dba),
             ("SLACK_WEB", &slack_web),
             ("WEBHOOK_SECRET", HMAC_SECRET),
+            ("LLM_KEY", LLM_KEY),
         ],
         &[("owners.yaml", &owners)],
     )
@@ -389,5 +399,74 @@ async fn bearer_tokens_guard_the_api_and_ingest_and_never_leak() {
 
     let logs = server.logs();
     assert!(!logs.contains(API_TOKEN) && !logs.contains(INGEST_TOKEN), "tokens leaked into the logs");
+    server.stop().await;
+}
+
+fn completion(content: &str) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narration_that_cites_evidence_follows_the_page_marked_as_ai_written() {
+    let World { mock, server } = world_with(ASSISTANT, |mock| {
+        mock.plan(
+            "/llm/",
+            vec![],
+            Plan::Json(200, completion("postgresql/payments refuses connections, so checkout fails [E1].")),
+        );
+    })
+    .await;
+    traffic(&server, 10, 15).await;
+    post_alert(&server, &webhook("firing", checkout_alert())).await;
+    mock.wait_for("/pagerduty", 1, is_trigger, WAIT).await;
+    let asked = mock.wait_for("/llm/v1/chat/completions", 1, |_| true, WAIT).await;
+    assert_eq!(asked[0].headers["authorization"], format!("Bearer {LLM_KEY}"));
+    assert_eq!(asked[0].body["model"], "test-model");
+    let prompt = asked[0].body["messages"][1]["content"].as_str().expect("evidence");
+    assert!(prompt.contains("\"E1\"") || prompt.contains("E1"), "the evidence ids are sent: {prompt}");
+    // It arrives as an update in the team's chat, after the page.
+    let updates = mock
+        .wait_for(
+            "/slack/dba",
+            1,
+            |request| request.body["text"].as_str().is_some_and(|t| t.contains("AI-written")),
+            WAIT,
+        )
+        .await;
+    assert!(updates[0].body["text"].as_str().expect("text").contains("[E1]"));
+    let detail = first_incident(&server).await;
+    let narration = &detail["incident"]["brief"]["narration"];
+    assert_eq!(narration["ai_generated"], true);
+    assert_eq!(narration["cites"], json!(["E1"]));
+    assert!(!server.logs().contains(LLM_KEY), "the API key never reaches the logs");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narration_without_citations_is_dropped_and_a_silent_narrator_delays_nothing() {
+    let World { mock, server } = world_with(ASSISTANT, |mock| {
+        mock.plan("/llm/", vec![Plan::Json(200, completion("Probably the database. Roll it back."))], Plan::Hang);
+    })
+    .await;
+    traffic(&server, 10, 15).await;
+    let started = tokio::time::Instant::now();
+    post_alert(&server, &webhook("firing", checkout_alert())).await;
+    mock.wait_for("/pagerduty", 1, is_trigger, WAIT).await;
+    mock.wait_for("/llm/v1/chat/completions", 1, |_| true, WAIT).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A second incident meets a narrator that never answers (1 s timeout): its page goes out.
+    let disk = json!({"alertname": "DiskFull", "team": "payments", "severity": "critical"});
+    post_alert(&server, &webhook("firing", disk)).await;
+    mock.wait_for("/opsgenie/v2/alerts", 1, |_| true, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, list) = get_json(&server, "/api/v1/incidents").await;
+    for incident in list["incidents"].as_array().expect("incidents") {
+        let id = incident["id"].as_str().expect("id");
+        let (_, detail) = get_json(&server, &format!("/api/v1/incidents/{id}")).await;
+        assert!(detail["incident"]["brief"]["narration"].is_null(), "no narration may be attached: {detail}");
+    }
+    assert!(mock.requests("/slack/dba").iter().all(|request| !request.body.to_string().contains("AI-written")));
+    assert!(server.logs().contains("narration dropped"), "the dropped reply is logged");
+    assert!(!server.logs().contains(LLM_KEY));
     server.stop().await;
 }

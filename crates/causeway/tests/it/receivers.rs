@@ -17,6 +17,8 @@ use serde_json::Value;
 #[derive(Clone, Debug)]
 pub enum Plan {
     Status(u16),
+    /// Answer with this status and JSON body.
+    Json(u16, Value),
     /// Never answer.
     Hang,
 }
@@ -123,6 +125,7 @@ async fn handle(
         Plan::Status(code) => {
             (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), r#"{"status":"success"}"#.to_string())
         }
+        Plan::Json(code, body) => (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body.to_string()),
         Plan::Hang => std::future::pending().await,
     }
 }
