@@ -110,7 +110,8 @@ pub enum ReportFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The demo prints its own story on stdout; only problems go to the log there.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" });
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -120,9 +121,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -141,7 +141,11 @@ fn run(receiver: Receiver<Event>, shared: &Shared) {
                 shared.queued_batches.fetch_sub(1, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                // Shutting down: persist what a restart needs (SLI counters, recordings).
+                shared.core().shutdown(wall_clock_nanos());
+                return;
+            }
         }
         // Time passes under load too: tick at least once a second.
         let now = wall_clock_nanos();

@@ -351,6 +351,15 @@ impl Core {
         }
     }
 
+    /// A graceful stop: SLI counters are saved now rather than at the next minute.
+    pub fn shutdown(&mut self, now: Nanos) {
+        self.save_sli(now);
+        self.flush(now);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush();
+        }
+    }
+
     fn save_sli(&mut self, now: Nanos) {
         let Some(outbox) = &self.outbox else { return };
         let recent = now.div_euclid(NANOS_PER_MIN) - 3;

@@ -161,6 +161,18 @@ impl ChildServer {
         ChildServer { addresses, child, dir: self.dir, env: self.env }
     }
 
+    /// A graceful stop (SIGTERM, exit 0), then start again on the same configuration and data.
+    pub async fn stop_and_restart(mut self) -> ChildServer {
+        let pid = self.pid();
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
+        assert!(status.success());
+        let exit =
+            tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("stops").expect("wait");
+        assert!(exit.success(), "server exited with {exit}");
+        let (child, addresses) = spawn_server(self.dir.path(), &self.env).await;
+        ChildServer { addresses, child, dir: self.dir, env: self.env }
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("http://{}{path}", self.addresses.http)
     }

@@ -470,3 +470,20 @@ async fn a_narration_without_citations_is_dropped_and_a_silent_narrator_delays_n
     assert!(!server.logs().contains(LLM_KEY));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_sli_counters_survive_a_restart() {
+    let config = "ownership:\n  owners: owners.yaml\njourneys:\n  - name: checkout\n    entry: { service: frontend, operation: \"POST /api/checkout\" }\n    owner: web\n    slo: { availability: 99.9 }\n";
+    let server =
+        ChildServer::start_with(config, &[], &[("owners.yaml", "services:\n  frontend: { team: web }\n")]).await;
+    traffic(&server, 12, 3).await;
+    let requests = |journeys: &Value| journeys["journeys"][0]["slis"][0]["period_requests"].as_u64();
+    let (_, before) = get_json(&server, "/api/v1/journeys").await;
+    assert_eq!(requests(&before), Some(15), "{before}");
+    assert_eq!(before["journeys"][0]["slis"][0]["period_bad"], 3);
+    let server = server.stop_and_restart().await;
+    let (_, after) = get_json(&server, "/api/v1/journeys").await;
+    assert_eq!(requests(&after), Some(15), "the counters are restored from the store: {after}");
+    assert_eq!(after["journeys"][0]["slis"][0]["period_bad"], 3);
+    server.stop().await;
+}
