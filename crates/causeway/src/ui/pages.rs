@@ -79,6 +79,17 @@ pub(super) async fn services(state: &ApiState) -> Result<Content, ApiError> {
         (rows, calls)
     })
     .await?;
+    // Failing first, so the table answers "what is broken" before "what exists".
+    let mut rows = rows;
+    rows.sort_by(|a, b| {
+        let rank = |row: &ServiceRow| match row.health() {
+            "bad" => 0,
+            "warn" => 1,
+            "ok" => 2,
+            _ => 3,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
+    });
     let nodes: Vec<GraphNode> = rows
         .iter()
         .map(|row| {
@@ -159,7 +170,8 @@ struct JourneyView {
     entry: String,
     owner: String,
     status: Option<causeway_engine::slo::JourneyStatus>,
-    charts: Vec<(SymptomKind, String)>,
+    charts: Vec<(SymptomKind, Vec<BurnSeries>)>,
+    drawn: Vec<(SymptomKind, String)>,
     active: Vec<(String, String, String)>,
 }
 
@@ -184,21 +196,11 @@ pub(super) async fn journeys(state: &ApiState) -> Result<Content, ApiError> {
                 if let Some(latency) = journey.slo.latency {
                     slis.push((SymptomKind::Latency, latency.target));
                 }
+                // Series under the lock; drawing them waits until the core is released.
                 let charts = match engine.slo().journey_state(&journey.name) {
                     Some(sli) => slis
                         .into_iter()
-                        .filter_map(|(kind, target)| {
-                            let series = burn_series(sli, journey, kind, 1.0 - target, now);
-                            let title =
-                                format!("{} {} burn rate, last {CHART_HOURS} hours", journey.name, kind_name(kind));
-                            match chart::burn_rates(&title, &series) {
-                                Ok(svg) => Some((kind, svg)),
-                                Err(error) => {
-                                    tracing::warn!(journey = %journey.name, %error, "cannot draw a burn-rate chart");
-                                    None
-                                }
-                            }
-                        })
+                        .map(|(kind, target)| (kind, burn_series(sli, journey, kind, 1.0 - target, now)))
                         .collect(),
                     None => Vec::new(),
                 };
@@ -228,12 +230,25 @@ pub(super) async fn journeys(state: &ApiState) -> Result<Content, ApiError> {
                     owner,
                     status: statuses.iter().find(|status| status.journey == journey.name).cloned(),
                     charts,
+                    drawn: Vec::new(),
                     active,
                 }
             })
             .collect::<Vec<_>>()
     })
     .await?;
+    let mut views = views;
+    // Burning journeys first: they are why someone opened this page.
+    views.sort_by_key(|view| view.active.is_empty());
+    for view in &mut views {
+        for (kind, series) in std::mem::take(&mut view.charts) {
+            let title = format!("{} {} burn rate per tier", view.name, kind_name(kind));
+            match chart::burn_rates(&title, &series) {
+                Ok(svg) => view.drawn.push((kind, svg)),
+                Err(error) => tracing::warn!(journey = %view.name, %error, "cannot draw a burn-rate chart"),
+            }
+        }
+    }
     let body = html! {
         div.page-head {
             h1 { "Journeys" }
@@ -262,7 +277,10 @@ fn burn_series(
     now: i64,
 ) -> Vec<BurnSeries> {
     let last = now.div_euclid(NANOS_PER_MIN);
-    let first = last - CHART_HOURS * 60;
+    // Six hours, or from shortly before the first counted minute when the history is younger
+    // (a fresh server would otherwise draw hours of nothing), but never less than an hour.
+    let counted_since = sli.minutes().first().map_or(last, |(minute, _)| *minute);
+    let first = (last - CHART_HOURS * 60).max(counted_since - 5).min(last - 60);
     let longest = journey.slo.tiers.iter().map(|tier| tier.long / NANOS_PER_MIN).max().unwrap_or(60).max(1);
     let origin = first - longest;
     // Prefix sums over [origin, last] so every window is two lookups.
@@ -338,7 +356,7 @@ fn journey_card(view: &JourneyView) -> Markup {
                                 }
                             } }
                         } }
-                        @if let Some((_, svg)) = view.charts.iter().find(|(kind, _)| *kind == sli.kind) {
+                        @if let Some((_, svg)) = view.drawn.iter().find(|(kind, _)| *kind == sli.kind) {
                             div.chart-wrap { (trusted(svg.clone())) }
                         }
                     }
