@@ -8,3 +8,4 @@ mod otel_sdk;
 mod otlp_ingest;
 mod paging;
 mod receivers;
+mod ui;
