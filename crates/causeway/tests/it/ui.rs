@@ -6,7 +6,9 @@
 //! browser then checks what a person would: the incident in the list, the causal graph with the
 //! simulator's ground-truth cause highlighted and its owner, a reroute from the UI paging the
 //! new team, the service map, journeys and teams pages; every page at desktop and phone width
-//! without horizontal overflow or console errors, and no secret anywhere in the HTML.
+//! without horizontal overflow or console errors, and no secret anywhere in the HTML. With a
+//! token configured, pages show nothing until it is given. `replay --format html` writes one
+//! self-contained file with the same components.
 //!
 //! Set `CAUSEWAY_UI_SCREENSHOTS=docs/screenshots` (relative to the workspace root, or absolute)
 //! to save PNGs of the main pages from this realistic state.
@@ -508,4 +510,54 @@ async fn ui_with_a_token_shows_nothing_until_the_token_is_given() {
     assert!(!html.contains(TOKEN), "the token is not written into the page");
     browser.client.close().await.expect("close the browser");
     server.stop().await;
+}
+
+/// `causeway replay --format html` writes one self-contained file: the same graph and chart
+/// components as the served UI, no script, nothing fetched from anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reports_render_as_one_self_contained_html_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bundle = dir.path().join("bundle");
+    let report = dir.path().join("report.html");
+    let run = |args: Vec<std::ffi::OsString>| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_causeway")).args(&args).output().expect("run");
+        assert!(output.status.success(), "causeway {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    run(vec![
+        "simulate".into(),
+        "--world".into(),
+        "webshop".into(),
+        "--duration".into(),
+        "20m".into(),
+        "--faults".into(),
+        "db_errors".into(),
+        "--out".into(),
+        bundle.clone().into(),
+        "--quiet".into(),
+    ]);
+    run(vec![
+        "replay".into(),
+        bundle.clone().into(),
+        "--format".into(),
+        "html".into(),
+        "-o".into(),
+        report.clone().into(),
+        "-q".into(),
+    ]);
+    let html = std::fs::read_to_string(&report).expect("the report");
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(bundle.join("truth.json")).expect("truth.json"))
+        .expect("truth JSON");
+    let cause = truth["faults"][0]["service"].as_str().expect("the fault's component");
+    assert!(html.starts_with("<!DOCTYPE html>"), "an HTML document");
+    assert!(html.contains("<style>"), "styles are inline");
+    assert!(
+        !html.contains("<script") && !html.contains("<link") && !html.contains(" src="),
+        "nothing to fetch, no script"
+    );
+    assert!(html.contains("class=\"chart pages-chart\""), "the pages-per-team chart");
+    assert!(html.contains("<svg class=\"graph\""), "a causal chain graph");
+    assert!(
+        html.contains(&format!("data-component=\"{cause}\" data-cause=\"true\"")),
+        "the highlighted cause is the fault's component {cause}"
+    );
 }
