@@ -171,11 +171,11 @@ async fn page(state: &ApiState, view: View, fragment_path: &str, query: RawQuery
             }
             div #fragment data-fragment=(fragment_url) { p.muted { "Loading…" } }
         };
-        let markup = layout(state, "Causeway", nav, body, true);
+        let markup = layout("Causeway", nav, body, true);
         return respond(state, StatusCode::OK, markup);
     }
     let content = render(state, view).await;
-    let markup = layout(state, &content.title, nav, content.body, false);
+    let markup = layout(&content.title, nav, content.body, false);
     respond(state, content.status, markup)
 }
 
@@ -207,8 +207,7 @@ async fn render(state: &ApiState, view: View) -> Content {
     })
 }
 
-fn layout(state: &ApiState, title: &str, nav: &str, body: Markup, needs_token: bool) -> Markup {
-    let _ = state;
+fn layout(title: &str, nav: &str, body: Markup, needs_token: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
