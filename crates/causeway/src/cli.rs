@@ -106,6 +106,8 @@ pub enum BenchCommand {
 pub enum ReportFormat {
     Json,
     Markdown,
+    /// One self-contained HTML file (charts and graphs inline, no script, nothing to fetch).
+    Html,
 }
 
 pub fn main() -> ExitCode {
@@ -154,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = match format {
                 ReportFormat::Json => serde_json::to_string_pretty(report)? + "\n",
                 ReportFormat::Markdown => crate::replay::report::markdown(report),
+                ReportFormat::Html => crate::ui::replay::html(report, &outcome.engine),
             };
             match output {
                 Some(path) => {

@@ -164,7 +164,8 @@ impl Server {
             store,
             ownership: loaded,
         };
-        let api_router = api::router(api_state);
+        // The UI shares the listener and state with the API (SPEC §5.2: same binary, stable paths).
+        let api_router = api::router(api_state.clone()).merge(crate::ui::router(api_state));
         let api_task = tokio::spawn(
             axum::serve(self.http, api_router).with_graceful_shutdown(stopped(stop_receiver.clone())).into_future(),
         );

@@ -26,6 +26,7 @@ use crate::auth::{Secret, bearer_matches};
 use crate::notifiers::worker::SharedStore;
 use crate::ownership::LoadedOwnership;
 use crate::pipeline::Pipeline;
+pub use journeys::team_pages;
 pub use traces::SpanBody;
 
 #[derive(Clone)]

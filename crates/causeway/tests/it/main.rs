@@ -10,3 +10,4 @@ mod paging;
 mod prometheus;
 mod receivers;
 mod record_replay;
+mod ui;
