@@ -391,7 +391,7 @@ fn common_attributes(
         for (value, bad_count) in &bad_counts[slot] {
             let share_bad = *bad_count as f64 / n_bad;
             let share_baseline = baseline_counts[slot].get(value).copied().unwrap_or(0) as f64 / n_baseline;
-            if share_bad >= 0.4 && share_bad - share_baseline >= 0.25 && share_bad >= 2.0 * share_baseline.max(0.01) {
+            if share_bad >= 0.4 && share_bad - share_baseline >= 0.25 && share_bad >= 1.5 * share_baseline.max(0.01) {
                 let value_text = match value {
                     DimensionValue::Text(symbol) => dictionary.str(*symbol).to_string(),
                     DimensionValue::Status(status) => status.to_string(),

@@ -75,6 +75,12 @@ async fn demo(options: DemoOptions) -> anyhow::Result<()> {
         let _ = receiver.wait_for(|stop| *stop).await;
     };
     let server_task = tokio::spawn(server.run(stopped(stop_receiver.clone())));
+    // Ctrl-C (or SIGTERM) stops everything at any moment, the warm-up included.
+    tokio::spawn(async move {
+        crate::cli::shutdown_signal().await;
+        println!("\nstopping the demo");
+        let _ = stop_sender.send(true);
+    });
 
     println!(
         "Causeway demo: the {} world ({} services, {} teams, {} journeys)",
@@ -107,6 +113,10 @@ async fn demo(options: DemoOptions) -> anyhow::Result<()> {
         stopped(stop_receiver.clone()),
     )
     .await?;
+    if *stop_receiver.borrow() {
+        server_task.await.context("server task")??;
+        return Ok(());
+    }
     println!(
         "{} warm: {} spans of history in {} requests; live traffic starts now\n",
         printer.clock(),
@@ -137,9 +147,7 @@ async fn demo(options: DemoOptions) -> anyhow::Result<()> {
         }
     });
 
-    crate::cli::shutdown_signal().await;
-    println!("\nstopping the demo");
-    let _ = stop_sender.send(true);
+    stopped(stop_receiver.clone()).await;
     match stream_task.await {
         Ok(Ok(_)) => {}
         Ok(Err(error)) => eprintln!("traffic stream: {error:#}"),

@@ -2,6 +2,7 @@
 //! Servers run on 127.0.0.1 with port 0; nothing reaches any other address.
 
 mod audit;
+mod briefs;
 mod common;
 mod flood;
 mod otel_sdk;
