@@ -136,8 +136,25 @@ pub fn team_pages(incidents: &[Incident]) -> BTreeMap<String, (u64, u64, u64)> {
     pages
 }
 
-pub async fn teams(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let records = with_store(&state, |store| store.incidents(false, 100_000)).await?;
+/// One team as `GET /api/v1/teams` and the teams page show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeamSummary {
+    pub team: String,
+    /// Pages received from Causeway.
+    pub pages: u64,
+    /// Pages static routing (every symptom to its owner) would have sent.
+    pub static_pages: u64,
+    /// Static pages for failures caused elsewhere: what adaptive paging took off this team.
+    pub absorbed: u64,
+    pub has_pager: bool,
+    /// Channel kinds only, never their addresses.
+    pub channels: Vec<&'static str>,
+    pub owns: Vec<String>,
+}
+
+/// Every team known to ownership or paged at least once, by name.
+pub async fn team_summaries(state: &ApiState) -> Result<Vec<TeamSummary>, ApiError> {
+    let records = with_store(state, |store| store.incidents(false, 100_000)).await?;
     let incidents: Vec<Incident> =
         records.iter().filter_map(|record| serde_json::from_str(&record.body).ok()).collect();
     let pages = team_pages(&incidents);
@@ -146,22 +163,32 @@ pub async fn teams(State(state): State<ApiState>) -> Result<Json<Value>, ApiErro
     names.extend(pages.keys().cloned());
     names.sort();
     names.dedup();
-    let teams: Vec<Value> = names
-        .iter()
+    Ok(names
+        .into_iter()
         .map(|team| {
-            let (received, static_pages, absorbed) = pages.get(team).copied().unwrap_or_default();
-            let contacts = ownership.contacts_of(team);
-            let channels = crate::notifiers::channels(Action::Page, &contacts);
-            json!({
-                "team": team,
-                "pages": received,
-                "static_pages": static_pages,
-                "absorbed": absorbed,
-                "has_pager": contacts.has_pager(),
-                "channels": channels,
-                "owns": ownership.ownership.components.iter().filter(|(_, c)| c.team.as_deref() == Some(team.as_str())).map(|(name, _)| name.clone()).collect::<Vec<_>>(),
-            })
+            let (pages, static_pages, absorbed) = pages.get(&team).copied().unwrap_or_default();
+            let contacts = ownership.contacts_of(&team);
+            let owns = ownership
+                .ownership
+                .components
+                .iter()
+                .filter(|(_, component)| component.team.as_deref() == Some(team.as_str()))
+                .map(|(name, _)| name.clone())
+                .collect();
+            TeamSummary {
+                pages,
+                static_pages,
+                absorbed,
+                has_pager: contacts.has_pager(),
+                channels: crate::notifiers::channels(Action::Page, &contacts),
+                owns,
+                team,
+            }
         })
-        .collect();
+        .collect())
+}
+
+pub async fn teams(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let teams = team_summaries(&state).await?;
     Ok(Json(json!({"teams": teams})))
 }

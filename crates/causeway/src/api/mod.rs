@@ -26,7 +26,7 @@ use crate::auth::{Secret, bearer_matches};
 use crate::notifiers::worker::SharedStore;
 use crate::ownership::LoadedOwnership;
 use crate::pipeline::Pipeline;
-pub use journeys::team_pages;
+pub use journeys::{TeamSummary, team_pages, team_summaries};
 pub use traces::SpanBody;
 
 #[derive(Clone)]

@@ -447,33 +447,35 @@ fn value_int(value: &AnyValue) -> Option<i64> {
     }
 }
 
+/// gRPC status names, indexed by code.
+pub const GRPC_CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 /// gRPC status code from `rpc.status_code` / `rpc.response.status_code` (a name like
 /// `UNAVAILABLE` or a number).
 fn grpc_code_from_value(value: &AnyValue) -> Option<u8> {
     if let Some(number) = value_int(value) {
         return (0..=16).contains(&number).then_some(number as u8);
     }
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     let text = value_text(value).to_ascii_uppercase();
-    NAMES.iter().position(|name| *name == text).map(|code| code as u8)
+    GRPC_CODE_NAMES.iter().position(|name| *name == text).map(|code| code as u8)
 }
 
 /// Maximum length kept of free-text values (statements, messages).

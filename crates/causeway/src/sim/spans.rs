@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::trace::v1 as otlp;
 
 use super::Nanos;
 use super::world::{Dependency, DependencyKind, Operation, Protocol, Semconv, Service, Topic};
+use crate::receivers::otlp::GRPC_CODE_NAMES;
 
 /// OTLP span kinds (`opentelemetry.proto.trace.v1.Span.SpanKind`).
 pub const KIND_UNSPECIFIED: i32 = 0;
@@ -62,27 +63,6 @@ impl Failure {
         }
     }
 }
-
-/// gRPC status names, indexed by code.
-pub const GRPC_CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// The SERVER span of an operation (or the CONSUMER span of a message handler, with its link).
 pub fn server(

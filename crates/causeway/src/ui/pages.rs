@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use causeway_engine::analysis::SymptomKind;
-use causeway_engine::incident::{Action, Incident};
 use causeway_engine::slo::{MinuteCounts, burn};
 use causeway_engine::topology::Topology;
 use causeway_engine::{NANOS_PER_MIN, TraceSource, TraceView};
@@ -12,7 +11,7 @@ use maud::{Markup, html};
 use super::chart::{self, BurnSeries};
 use super::graph::{self, Direction, GraphEdge, GraphNode};
 use super::{Content, encode_path_segment, encode_query_value, percent, trusted};
-use crate::api::{ApiError, ApiState, team_pages, with_core, with_store};
+use crate::api::{ApiError, ApiState, with_core};
 use crate::pipeline::wall_clock_nanos;
 
 /// How far back the burn-rate charts reach.
@@ -375,34 +374,13 @@ fn window(seconds: i64) -> String {
 }
 
 pub(super) async fn teams(state: &ApiState) -> Result<Content, ApiError> {
-    let records = with_store(state, |store| store.incidents(false, 100_000)).await?;
-    let incidents: Vec<Incident> =
-        records.iter().filter_map(|record| serde_json::from_str(&record.body).ok()).collect();
-    let pages = team_pages(&incidents);
-    let ownership = &state.ownership;
-    let mut names: Vec<String> = ownership.ownership.teams.iter().cloned().collect();
-    names.extend(pages.keys().cloned());
-    names.sort();
-    names.dedup();
-    let rows: Vec<(String, (u64, u64, u64), Vec<&'static str>, Vec<String>)> = names
+    let rows = crate::api::team_summaries(state).await?;
+    let chart_rows: Vec<(String, u64, u64)> = rows
         .iter()
-        .map(|team| {
-            let counts = pages.get(team).copied().unwrap_or_default();
-            let contacts = ownership.contacts_of(team);
-            let channels = crate::notifiers::channels(Action::Page, &contacts);
-            let owns: Vec<String> = ownership
-                .ownership
-                .components
-                .iter()
-                .filter(|(_, component)| component.team.as_deref() == Some(team.as_str()))
-                .map(|(name, _)| name.clone())
-                .collect();
-            (team.clone(), counts, channels, owns)
-        })
+        .filter(|row| row.pages + row.static_pages > 0)
+        .map(|row| (row.team.clone(), row.pages, row.static_pages))
         .collect();
-    let chart_rows: Vec<(String, u64, u64)> =
-        rows.iter().filter(|row| row.1.0 + row.1.1 > 0).map(|row| (row.0.clone(), row.1.0, row.1.1)).collect();
-    let total_absorbed: u64 = rows.iter().map(|row| row.1.2).sum();
+    let total_absorbed: u64 = rows.iter().map(|row| row.absorbed).sum();
     let chart = if chart_rows.is_empty() {
         None
     } else {
@@ -420,7 +398,7 @@ pub(super) async fn teams(state: &ApiState) -> Result<Content, ApiError> {
         section.card {
             div.table-wrap { table.list #teams {
                 thead { tr { th { "Team" } th { "Pages received" } th { "Static routing" } th { "Absorbed (caused elsewhere)" } th { "Channels" } th { "Owns" } } }
-                tbody { @for (team, (received, static_pages, absorbed), channels, owns) in &rows {
+                tbody { @for crate::api::TeamSummary { team, pages: received, static_pages, absorbed, channels, owns, .. } in &rows {
                     tr data-team=(team) {
                         td { a href=(format!("/?team={}", encode_query_value(team))) { (team) } }
                         td.pages { (received) }
