@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::analysis::{self, Analysis, EvidenceQuery, SymptomKind};
 use crate::brief::{Brief, BriefInput};
 use crate::change::{Change, VersionTracker};
-use crate::decide::{self, Decision, DecisionContext, Outcome, Thresholds};
+use crate::decide::{self, Cause, Decision, DecisionContext, Outcome, Thresholds};
 use crate::incident::{Action, Effect, Incident, IncidentState, Symptom, SymptomRecord, SymptomSource, SymptomTarget};
 use crate::journey::Journey;
 use crate::model::{Dictionary, IncomingSpan, NANOS_PER_MIN, NANOS_PER_SEC, Nanos};
@@ -728,7 +728,7 @@ impl Engine {
         let cause_components: Vec<String> = decision.causes.iter().map(|cause| cause.component.clone()).collect();
         let record = SymptomRecord { symptom: symptom.clone(), resolved_at: None, analysed_kind };
         if let Some(incident_id) = self.find_incident_to_join(&symptom, &decision, &cause_components) {
-            self.join(&incident_id, record, decision, &plan.owner, at);
+            self.join(&incident_id, record, decision, &plan.owner, at, brief);
             return;
         }
         let id = format!("{}{}", self.id_prefix, self.next_sequence);
@@ -873,15 +873,53 @@ impl Engine {
         causes.iter().any(|cause| topology.edges.contains_key(&(*cause, service_symbol)))
     }
 
-    fn join(&mut self, incident_id: &str, record: SymptomRecord, decision: Decision, owner: &Owner, at: Nanos) {
+    fn join(
+        &mut self,
+        incident_id: &str,
+        record: SymptomRecord,
+        decision: Decision,
+        owner: &Owner,
+        at: Nanos,
+        brief: Brief,
+    ) {
         let Some(incident) = self.incidents.iter_mut().find(|incident| incident.id == incident_id) else {
             return;
         };
         let symptom = record.symptom.clone();
         let what = describe_symptom(&symptom);
         let absorbed = decision.absorbed;
+        // More evidence can show a second cause owned by another team (SPEC §4.4 two causes):
+        // it becomes a cause of this incident and its team is paged too, once per cause.
+        let new_causes: Vec<Cause> = if decision.outcome == Outcome::TwoCauses && !absorbed {
+            decision
+                .causes
+                .iter()
+                .filter(|cause| !incident.cause_components.contains(&cause.component))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         incident.symptoms.push(record);
         incident.decisions.push(decision);
+        if !new_causes.is_empty() {
+            // The brief follows the decision that names every cause.
+            incident.brief = Some(brief);
+        }
+        for cause in &new_causes {
+            incident.cause_components.push(cause.component.clone());
+            incident.log(
+                at,
+                "decision",
+                format!(
+                    "second cause found: {} ({}, {:.0}% of bad traces), owner {}",
+                    cause.component,
+                    cause.kind.as_str(),
+                    cause.share * 100.0,
+                    cause.team
+                ),
+            );
+        }
         incident.log(
             symptom.fired_at,
             "symptom",
@@ -925,6 +963,24 @@ impl Engine {
                 };
                 self.emit(incident_id, team, Action::Update, at, note);
             }
+        }
+        let paging = self.incident(incident_id).is_some_and(|incident| incident.paging);
+        for cause in &new_causes {
+            let already = self.incident(incident_id).is_some_and(|incident| {
+                incident.paged_teams.contains(&cause.team) || (!paging && incident.notified_teams.contains(&cause.team))
+            });
+            if already {
+                continue;
+            }
+            let note = format!(
+                "{what}: {} is a second cause ({}, {:.0}% of bad traces); {} already on the first",
+                cause.component,
+                cause.kind.as_str(),
+                cause.share * 100.0,
+                if paged.is_empty() { "nobody".to_string() } else { paged.join(" and ") }
+            );
+            self.record_team(incident_id, &cause.team, paging);
+            self.emit(incident_id, &cause.team, if paging { Action::Page } else { Action::Notify }, at, note);
         }
         let paged_now = self.incident(incident_id).map(|incident| incident.paged_teams.clone()).unwrap_or_default();
         if !paged_now.contains(&owner.team) && !notified.contains(&owner.team) {

@@ -133,3 +133,8 @@ fn an_alert_no_trace_explains_is_routed_by_labels_and_deduplicated() {
 fn bad_deploy_on_one_pod_names_version_pod_change_and_rollback() {
     check("bad_deploy");
 }
+
+#[test]
+fn a_second_cause_found_later_pages_its_team_in_the_same_incident() {
+    check("second_cause_later");
+}
