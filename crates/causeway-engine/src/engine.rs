@@ -791,12 +791,14 @@ impl Engine {
     fn find_incident_to_join(&self, symptom: &Symptom, decision: &Decision, causes: &[String]) -> Option<String> {
         let active = self.incidents.iter().filter(|incident| incident.state.is_active());
         if !causes.is_empty() {
-            if let Some(incident) = self
-                .incidents
-                .iter()
-                .filter(|incident| incident.state.is_active())
-                .find(|incident| incident.cause_components.iter().any(|component| causes.contains(component)))
-            {
+            // The incident of the top cause first, then any incident sharing a cause.
+            let holds = |component: &String| {
+                self.incidents
+                    .iter()
+                    .filter(|incident| incident.state.is_active())
+                    .find(|incident| incident.cause_components.contains(component))
+            };
+            if let Some(incident) = causes.iter().find_map(holds) {
                 return Some(incident.id.clone());
             }
         }
@@ -882,24 +884,37 @@ impl Engine {
         at: Nanos,
         brief: Brief,
     ) {
+        // Causes other open incidents already stand for: paged there, not again here.
+        let elsewhere: BTreeSet<&str> = self
+            .incidents
+            .iter()
+            .filter(|incident| incident.id != incident_id && incident.state.is_active())
+            .flat_map(|incident| incident.cause_components.iter().map(String::as_str))
+            .collect();
+        // More evidence can show a second cause owned by another team (SPEC §4.4 two causes):
+        // it becomes a cause of this incident and its team is paged too, once per cause.
+        let new_causes: Vec<Cause> = if decision.outcome == Outcome::TwoCauses && !decision.absorbed {
+            let current = self
+                .incidents
+                .iter()
+                .find(|incident| incident.id == incident_id)
+                .map(|incident| incident.cause_components.clone())
+                .unwrap_or_default();
+            decision
+                .causes
+                .iter()
+                .filter(|cause| !current.contains(&cause.component) && !elsewhere.contains(cause.component.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let Some(incident) = self.incidents.iter_mut().find(|incident| incident.id == incident_id) else {
             return;
         };
         let symptom = record.symptom.clone();
         let what = describe_symptom(&symptom);
         let absorbed = decision.absorbed;
-        // More evidence can show a second cause owned by another team (SPEC §4.4 two causes):
-        // it becomes a cause of this incident and its team is paged too, once per cause.
-        let new_causes: Vec<Cause> = if decision.outcome == Outcome::TwoCauses && !absorbed {
-            decision
-                .causes
-                .iter()
-                .filter(|cause| !incident.cause_components.contains(&cause.component))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
         incident.symptoms.push(record);
         incident.decisions.push(decision);
         if !new_causes.is_empty() {

@@ -138,3 +138,8 @@ fn bad_deploy_on_one_pod_names_version_pod_change_and_rollback() {
 fn a_second_cause_found_later_pages_its_team_in_the_same_incident() {
     check("second_cause_later");
 }
+
+#[test]
+fn a_second_cause_already_paged_elsewhere_is_not_paged_again() {
+    check("second_cause_elsewhere");
+}
