@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::{ChildServer, fixture, metric_value, python};
-use crate::receivers::{Mock, Plan, Recorded};
+use crate::receivers::{Mock, Plan, Recorded, completion};
 
 const PD_KEY: &str = "pd-routing-key-SECRET-1234";
 const OG_KEY: &str = "og-api-key-SECRET-5678";
@@ -400,10 +400,6 @@ async fn bearer_tokens_guard_the_api_and_ingest_and_never_leak() {
     let logs = server.logs();
     assert!(!logs.contains(API_TOKEN) && !logs.contains(INGEST_TOKEN), "tokens leaked into the logs");
     server.stop().await;
-}
-
-fn completion(content: &str) -> Value {
-    json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,3 +129,8 @@ async fn handle(
         Plan::Hang => std::future::pending().await,
     }
 }
+
+/// An OpenAI-compatible chat completion answering `content`, as the narrator's endpoint would.
+pub fn completion(content: &str) -> serde_json::Value {
+    serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+}

@@ -21,7 +21,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use crate::common::ChildServer;
-use crate::receivers::{Mock, Recorded};
+use crate::receivers::{Mock, Plan, Recorded, completion};
 
 const DESKTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
@@ -184,6 +184,9 @@ struct Shop {
     truth: sim::TruthEntry,
 }
 
+const LLM_KEY: &str = "sk-llm-SECRET-key";
+const NARRATION: &str = "The database answers errors, so the journey fails [E1].";
+
 fn routing_key(team: &str) -> String {
     format!("pd-routing-key-SECRET-{team}")
 }
@@ -194,12 +197,16 @@ async fn shop() -> Shop {
     let mut config = sim::bundle::causeway_yaml(&world, 7);
     config.push_str(&format!(
         "routing:\n  evidence_wait: 10s\n  resolve_grace: 15m\nnotifiers:\n  pagerduty: {{ events_url: \"{}/pagerduty\" }}\n  \
-         delivery: {{ timeout: 2s, initial_backoff: 200ms, max_backoff: 1s }}\n",
-        mock.url
+         delivery: {{ timeout: 2s, initial_backoff: 200ms, max_backoff: 1s }}\n\
+         assistant: {{ base_url: \"{}/llm/v1\", model: test-model, api_key_env: LLM_KEY, timeout: 5s }}\n",
+        mock.url, mock.url
     ));
+    // The narrator's stand-in answers every brief with a cited sentence.
+    mock.plan("/llm/", vec![], Plan::Json(200, completion(NARRATION)));
     let owners = sim::bundle::owners_yaml(&world);
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut secrets = Vec::new();
+    let mut secrets = vec![LLM_KEY.to_string()];
+    env.push(("LLM_KEY".to_string(), LLM_KEY.to_string()));
     for team in &world.teams {
         let variable = team.name.to_ascii_uppercase().replace(['-', '.', ' '], "_");
         let slack = format!("{}/slack/{}/T0SECRET/B0SECRET{}", mock.url, team.name, variable);
@@ -310,6 +317,16 @@ async fn ui_shows_the_routed_incident_reroutes_and_renders_every_page() {
     let edge_labels = edge_labels.as_array().expect("labels").clone();
     assert!(!edge_labels.is_empty(), "edges are labelled");
     assert!(edge_labels.iter().all(|label| label.as_str().is_some_and(|l| l.ends_with('%'))), "{edge_labels:?}");
+    // The narration arrives after the page; once attached it is shown, marked as AI-written.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while browser.count("#ai-narration").await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no narration was shown:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        browser.client.refresh().await.expect("reload");
+    }
+    assert_eq!(browser.attr("#ai-narration", "data-ai-generated").await, "true");
+    let narration = browser.text("#ai-narration").await;
+    assert!(narration.contains("AI-written") && narration.contains(NARRATION), "{narration}");
     let summary = browser.text("#summary").await;
     assert!(summary.contains(&truth.service), "the brief's summary names the cause: {summary}");
     let timeline = browser.text("#timeline").await;
