@@ -161,7 +161,8 @@ pub struct TierStatus {
 pub struct SliStatus {
     pub kind: SymptomKind,
     pub target: f64,
-    /// Share of the period's error budget left (negative when overspent).
+    /// Share of the period's error budget left (negative when overspent). Before a whole period
+    /// has been counted, the period's requests are estimated from the observed rate.
     pub budget_remaining: f64,
     pub period_requests: u64,
     pub period_bad: u64,
@@ -330,8 +331,13 @@ impl SloTracker {
                             SymptomKind::Error => period.errors,
                             SymptomKind::Latency => period.slow,
                         };
+                        // The budget is (1 - target) of the period's requests. Until a whole
+                        // period is counted, its requests are the observed rate over the period
+                        // (the cold-start rule of the burn windows): an hour of history with
+                        // 20% errors has spent part of a 28-day budget, not all of it.
+                        let expected = state.effective(now, journey.slo.period, period);
                         let spent =
-                            if period.total == 0 { 0.0 } else { f64::from(bad) / f64::from(period.total) / budget };
+                            if expected.total == 0 { 0.0 } else { f64::from(bad) / f64::from(expected.total) / budget };
                         SliStatus {
                             kind,
                             target,
@@ -611,6 +617,9 @@ mod tests {
         assert!(!fired, "3 requests are below min_requests = 10");
         let status = tracker.status(start + 3 * 60 * 1_000_000_000);
         assert_eq!(status[0].slis[0].period_requests, 3);
-        assert!(status[0].slis[0].budget_remaining < 0.0, "100% errors overspend the budget");
+        // Four minutes counted at 0.75 requests a minute: about 32,400 requests in 30 days, of
+        // which 0.1% (32.4) may fail. Three failures spend 9.3% of that budget.
+        let remaining = status[0].slis[0].budget_remaining;
+        assert!((remaining - 0.907).abs() < 0.001, "3 of an estimated 32,400 requests: {remaining}");
     }
 }

@@ -340,7 +340,7 @@ fn journey_card(view: &JourneyView) -> Markup {
                         div.budget {
                             span { "error budget left: " strong { (percent(sli.budget_remaining.max(0.0))) } }
                             div.meter { div.fill style=(format!("width:{:.1}%", (sli.budget_remaining.clamp(0.0, 1.0) * 100.0))) {} }
-                            span.muted { (sli.period_bad) " bad of " (sli.period_requests) " requests this period" }
+                            span.muted title="Until a whole SLO period is counted, the period's requests are estimated from the rate so far." { (sli.period_bad) " bad of " (sli.period_requests) " requests counted this period" }
                         }
                         div.table-wrap { table.tiers {
                             thead { tr { th { "Tier" } th { "Windows" } th { "Burn (long)" } th { "Burn (short)" } th { "Alert at" } th { "" } } }
