@@ -885,11 +885,13 @@ impl Engine {
         brief: Brief,
     ) {
         // Causes other open incidents already stand for: paged there, not again here.
-        let elsewhere: BTreeSet<&str> = self
+        let elsewhere: BTreeMap<String, String> = self
             .incidents
             .iter()
             .filter(|incident| incident.id != incident_id && incident.state.is_active())
-            .flat_map(|incident| incident.cause_components.iter().map(String::as_str))
+            .flat_map(|incident| {
+                incident.cause_components.iter().map(|component| (component.clone(), incident.id.clone()))
+            })
             .collect();
         // More evidence can show a second cause owned by another team (SPEC §4.4 two causes):
         // it becomes a cause of this incident and its team is paged too, once per cause.
@@ -903,7 +905,7 @@ impl Engine {
             decision
                 .causes
                 .iter()
-                .filter(|cause| !current.contains(&cause.component) && !elsewhere.contains(cause.component.as_str()))
+                .filter(|cause| !current.contains(&cause.component) && !elsewhere.contains_key(&cause.component))
                 .cloned()
                 .collect()
         } else {
@@ -915,8 +917,20 @@ impl Engine {
         let symptom = record.symptom.clone();
         let what = describe_symptom(&symptom);
         let absorbed = decision.absorbed;
+        let paged_elsewhere: Vec<String> = decision
+            .causes
+            .iter()
+            .filter_map(|cause| {
+                elsewhere.get(&cause.component).map(|other| {
+                    format!("{} is the cause of {other}, whose team is paged there: not paged again", cause.component)
+                })
+            })
+            .collect();
         incident.symptoms.push(record);
         incident.decisions.push(decision);
+        for note in paged_elsewhere {
+            incident.log(at, "decision", note);
+        }
         if !new_causes.is_empty() {
             // The brief follows the decision that names every cause.
             incident.brief = Some(brief);

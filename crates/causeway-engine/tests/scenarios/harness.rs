@@ -145,6 +145,9 @@ struct Expect {
     /// Texts the first incident's brief must not contain.
     #[serde(default)]
     brief_lacks: Vec<String>,
+    /// Texts some incident's timeline must contain.
+    #[serde(default)]
+    timeline_contains: Vec<String>,
 }
 
 const START: Nanos = 1_700_000_000 * 1_000_000_000;
@@ -268,6 +271,11 @@ pub fn check(name: &str) {
                 describe(&summary)
             );
         }
+    }
+    for text in &expect.timeline_contains {
+        let found =
+            incidents.iter().flat_map(|incident| &incident.timeline).any(|event| event.text.contains(text.as_str()));
+        assert!(found, "{name}: a timeline must mention {text:?}\n{}", describe(&summary));
     }
     if let Some(expected) = &expect.notified {
         assert_eq!(&notified, expected, "{name}: notified\n{}", describe(&summary));
