@@ -929,7 +929,10 @@ impl Engine {
         incident.symptoms.push(record);
         incident.decisions.push(decision);
         for note in paged_elsewhere {
-            incident.log(at, "decision", note);
+            // Said once: later symptoms with the same evidence would repeat it.
+            if !incident.timeline.iter().any(|event| event.text == note) {
+                incident.log(at, "decision", note);
+            }
         }
         if !new_causes.is_empty() {
             // The brief follows the decision that names every cause.
